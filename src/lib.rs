@@ -1,0 +1,17 @@
+//! Run an actix application as a module of an isp-config-service cluster.
+#![warn(missing_docs)]
+
+pub mod etp;
+pub mod events;
+mod secrets;
+mod types;
+
+pub use events::*;
+pub use secrets::{
+    hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
+    MAX_NESTING,
+};
+pub use types::*;
+
+/// This crate's version, sent as `libVersion`.
+pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,466 @@
+//! Secret masking for anything that may reach a log line.
+//!
+//! [`hide_secrets`] walks every leaf of a JSON document with its dotted path
+//! (object keys and array indices joined by `.`). When the lower-cased path
+//! contains a registered substring (by default `password`, `secret`, `token`,
+//! `credentials`), the leaf becomes the string `"***"`, unless it is the empty
+//! string. Unlike the Go client, the rest of the document is kept as it was
+//! written (key order, spacing), and the document is never re-built as a
+//! tree: the masker copies the input and splices over the secret leaves.
+
+use std::fmt;
+use std::sync::{LazyLock, RwLock};
+
+const DEFAULT_SUBSTRINGS: [&str; 4] = ["password", "secret", "token", "credentials"];
+const MASK: &[u8] = b"\"***\"";
+
+/// How much of a masked payload a log line shows.
+#[allow(dead_code)]
+pub(crate) const LOG_PREVIEW_LEN: usize = 4096;
+
+static SUBSTRINGS: LazyLock<RwLock<Vec<String>>> =
+    LazyLock::new(|| RwLock::new(DEFAULT_SUBSTRINGS.iter().map(|s| s.to_string()).collect()));
+
+/// Adds substrings (case-insensitive) that mark a JSON path as secret, for
+/// every later call of [`hide_secrets`] in the process.
+pub fn register_secret_substrings<I, S>(substrings: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut list = SUBSTRINGS.write().unwrap_or_else(|e| e.into_inner());
+    for s in substrings {
+        let s = s.as_ref().to_lowercase();
+        if !s.is_empty() && !list.contains(&s) {
+            list.push(s);
+        }
+    }
+}
+
+/// Removes substrings registered before (the defaults included).
+pub fn unregister_secret_substrings<I, S>(substrings: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut list = SUBSTRINGS.write().unwrap_or_else(|e| e.into_inner());
+    for s in substrings {
+        let s = s.as_ref().to_lowercase();
+        list.retain(|have| *have != s);
+    }
+}
+
+/// The deepest nesting of arrays and objects [`hide_secrets`] walks.
+pub const MAX_NESTING: usize = 512;
+
+/// Why [`hide_secrets`] could not mask a document.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HideSecretsError {
+    /// The document is not valid JSON.
+    InvalidJson(serde_json::Error),
+    /// Arrays and objects nest deeper than [`MAX_NESTING`].
+    TooDeep,
+}
+
+impl fmt::Display for HideSecretsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidJson(e) => write!(f, "cannot mask secrets: invalid json: {e}"),
+            Self::TooDeep => write!(
+                f,
+                "cannot mask secrets: json nests deeper than {MAX_NESTING} levels"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HideSecretsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidJson(e) => Some(e),
+            Self::TooDeep => None,
+        }
+    }
+}
+
+/// Masks the secrets of a JSON document (any JSON value at the top).
+///
+/// ```
+/// let masked = isp_cluster::hide_secrets(
+///     br#"{"db":{"password":"x","port":5433},"secret":{"1":"a"},"Test":{"Secret":""}}"#,
+/// ).unwrap();
+/// assert_eq!(
+///     masked,
+///     br#"{"db":{"password":"***","port":5433},"secret":{"1":"***"},"Test":{"Secret":""}}"#,
+/// );
+/// ```
+///
+/// An error only when `json` is not valid JSON (or nests deeper than
+/// [`MAX_NESTING`]).
+pub fn hide_secrets(json: &[u8]) -> Result<Vec<u8>, HideSecretsError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(HideSecretsError::InvalidJson)?;
+    if nesting_exceeds(json, MAX_NESTING) {
+        return Err(HideSecretsError::TooDeep);
+    }
+    let substrings = SUBSTRINGS.read().unwrap_or_else(|e| e.into_inner());
+    Ok(Masker::new(json, &substrings).run())
+}
+
+/// Whether valid JSON nests arrays and objects deeper than `max`.
+fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A payload made safe for a log line: secrets masked, at most
+/// [`LOG_PREVIEW_LEN`] bytes shown, and nothing at all of a payload that is not
+/// valid JSON (the Go client logs such a payload raw).
+#[allow(dead_code)] // used by the client and the server
+pub(crate) struct LogPayload<'a>(pub(crate) &'a [u8]);
+
+impl fmt::Display for LogPayload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match hide_secrets(self.0) {
+            Ok(masked) => {
+                let shown = masked.len().min(LOG_PREVIEW_LEN);
+                // Masking only replaces whole values, so `masked` is UTF-8
+                // when the input is; cut on a char boundary all the same.
+                let text = String::from_utf8_lossy(&masked[..shown]);
+                f.write_str(&text)?;
+                if masked.len() > shown {
+                    write!(f, "… ({} more bytes)", masked.len() - shown)?;
+                }
+                Ok(())
+            }
+            Err(_) => write!(f, "<{} bytes hidden: not valid json>", self.0.len()),
+        }
+    }
+}
+
+/// A scanner over JSON that is known to be valid.
+struct Masker<'a> {
+    input: &'a [u8],
+    pos: usize,
+    out: Vec<u8>,
+    /// Start of the input not yet copied to `out`.
+    copied: usize,
+    /// Lower-cased dotted path of the current value.
+    path: String,
+    substrings: &'a [String],
+}
+
+impl<'a> Masker<'a> {
+    fn new(input: &'a [u8], substrings: &'a [String]) -> Self {
+        Self {
+            input,
+            pos: 0,
+            out: Vec::with_capacity(input.len()),
+            copied: 0,
+            path: String::new(),
+            substrings,
+        }
+    }
+
+    fn run(mut self) -> Vec<u8> {
+        self.value();
+        self.out.extend_from_slice(&self.input[self.copied..]);
+        self.out
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b) = self.input.get(self.pos) {
+            if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn peek(&self) -> u8 {
+        self.input.get(self.pos).copied().unwrap_or(0)
+    }
+
+    fn value(&mut self) {
+        self.skip_ws();
+        match self.peek() {
+            b'{' => self.object(),
+            b'[' => self.array(),
+            _ => {
+                let start = self.pos;
+                let empty_string = self.input.get(start..start + 2) == Some(b"\"\"");
+                self.scalar();
+                if !empty_string && self.path_is_secret() {
+                    self.out.extend_from_slice(&self.input[self.copied..start]);
+                    self.out.extend_from_slice(MASK);
+                    self.copied = self.pos;
+                }
+            }
+        }
+    }
+
+    fn path_is_secret(&self) -> bool {
+        !self.path.is_empty()
+            && self
+                .substrings
+                .iter()
+                .any(|s| self.path.contains(s.as_str()))
+    }
+
+    fn object(&mut self) {
+        self.pos += 1; // {
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                b'}' => {
+                    self.pos += 1;
+                    return;
+                }
+                b',' => {
+                    self.pos += 1;
+                    continue;
+                }
+                b'"' => {}
+                _ => {
+                    // Unreachable for valid json; stop rather than loop.
+                    self.pos = self.input.len();
+                    return;
+                }
+            }
+            let key_start = self.pos;
+            self.string();
+            let key = &self.input[key_start..self.pos];
+            let saved = self.path.len();
+            self.push_key(key);
+            self.skip_ws();
+            self.pos += 1; // :
+            self.value();
+            self.path.truncate(saved);
+        }
+    }
+
+    fn array(&mut self) {
+        self.pos += 1; // [
+        let mut index = 0usize;
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                b']' => {
+                    self.pos += 1;
+                    return;
+                }
+                b',' => {
+                    self.pos += 1;
+                    continue;
+                }
+                0 => return,
+                _ => {}
+            }
+            let saved = self.path.len();
+            if !self.path.is_empty() {
+                self.path.push('.');
+            }
+            self.path.push_str(&index.to_string());
+            self.value();
+            self.path.truncate(saved);
+            index += 1;
+        }
+    }
+
+    fn push_key(&mut self, quoted: &[u8]) {
+        if !self.path.is_empty() {
+            self.path.push('.');
+        }
+        let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
+        if inner.contains(&b'\\') {
+            let key: String = serde_json::from_slice(quoted).unwrap_or_default();
+            self.path.push_str(&key.to_lowercase());
+        } else {
+            let key = String::from_utf8_lossy(inner);
+            self.path.push_str(&key.to_lowercase());
+        }
+    }
+
+    /// Skips a string, a number or a literal.
+    fn scalar(&mut self) {
+        if self.peek() == b'"' {
+            self.string();
+            return;
+        }
+        while let Some(b) = self.input.get(self.pos) {
+            if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn string(&mut self) {
+        self.pos += 1; // opening quote
+        while let Some(&b) = self.input.get(self.pos) {
+            self.pos += 1;
+            match b {
+                b'\\' => self.pos += 1,
+                b'"' => return,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn mask(v: &Value) -> Value {
+        let text = serde_json::to_vec(v).unwrap();
+        serde_json::from_slice(&hide_secrets(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_reference_example() {
+        let input =
+            br#"{"db":{"password":"x","port":5433},"secret":{"1":"a"},"Test":{"Secret":""}}"#;
+        let want =
+            br#"{"db":{"password":"***","port":5433},"secret":{"1":"***"},"Test":{"Secret":""}}"#;
+        assert_eq!(hide_secrets(input).unwrap(), want);
+    }
+
+    #[test]
+    fn array_indices_are_path_parts() {
+        let out = mask(&json!({"tokens":["a","",3,null,{"x":true}],"list":[{"password":1}]}));
+        assert_eq!(
+            out,
+            json!({"tokens":["***","","***","***",{"x":"***"}],"list":[{"password":"***"}]})
+        );
+    }
+
+    #[test]
+    fn case_insensitive_substring_of_the_whole_path() {
+        let out = mask(
+            &json!({"DbPassWord":"p","apiTokenValue":"t","myCredentialsFile":{"a":"b"},"plain":"ok"}),
+        );
+        assert_eq!(
+            out,
+            json!({"DbPassWord":"***","apiTokenValue":"***","myCredentialsFile":{"a":"***"},"plain":"ok"})
+        );
+    }
+
+    #[test]
+    fn containers_are_not_leaves() {
+        let out = mask(&json!({"secret":{},"token":[],"password":{"inner":[]}}));
+        assert_eq!(out, json!({"secret":{},"token":[],"password":{"inner":[]}}));
+    }
+
+    #[test]
+    fn any_json_value_at_the_top() {
+        assert_eq!(hide_secrets(b"\"password\"").unwrap(), b"\"password\"");
+        assert_eq!(hide_secrets(b" 12 ").unwrap(), b" 12 ");
+        assert_eq!(hide_secrets(b"null").unwrap(), b"null");
+        assert_eq!(hide_secrets(br#"["secret"]"#).unwrap(), br#"["secret"]"#);
+        assert_eq!(
+            hide_secrets(br#"[{"token":"t"}]"#).unwrap(),
+            br#"[{"token":"***"}]"#
+        );
+    }
+
+    #[test]
+    fn formatting_and_escapes_are_kept() {
+        let input = b"{ \"a\\\"b\" : \"x\\\"y\" ,\n \"pass\\u0077ord\" : \"s\\\\\\\"\" , \"k\":[ 1 , -2.5e3 ] }";
+        let out = hide_secrets(input).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{ \"a\\\"b\" : \"x\\\"y\" ,\n \"pass\\u0077ord\" : \"***\" , \"k\":[ 1 , -2.5e3 ] }"
+        );
+    }
+
+    #[test]
+    fn data_with_delimiters_and_unicode() {
+        let out = mask(&json!({"пароль":"x","secretÄ":"ü||x","note":"token"}));
+        assert_eq!(out, json!({"пароль":"x","secretÄ":"***","note":"token"}));
+    }
+
+    #[test]
+    fn invalid_json_is_an_error() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"a\":}",
+            b"password=x",
+            b"[1,]",
+            b"\xff",
+            b"{} {}",
+        ] {
+            let err = hide_secrets(bad).unwrap_err();
+            assert!(matches!(err, HideSecretsError::InvalidJson(_)));
+            assert!(err
+                .to_string()
+                .starts_with("cannot mask secrets: invalid json"));
+        }
+    }
+
+    #[test]
+    fn registration_is_global_and_case_insensitive() {
+        register_secret_substrings(["PrivateKey"]);
+        let out = mask(&json!({"tls":{"privatekeyPem":"k"}}));
+        unregister_secret_substrings(["privateKEY"]);
+        assert_eq!(out, json!({"tls":{"privatekeyPem":"***"}}));
+        let after = mask(&json!({"tls":{"privatekeyPem":"k"}}));
+        assert_eq!(after, json!({"tls":{"privatekeyPem":"k"}}));
+    }
+
+    #[test]
+    fn log_payload_never_shows_unparseable_bytes() {
+        let shown = LogPayload(b"password=hunter2").to_string();
+        assert_eq!(shown, "<16 bytes hidden: not valid json>");
+        let shown = LogPayload(br#"{"password":"hunter2"}"#).to_string();
+        assert_eq!(shown, r#"{"password":"***"}"#);
+    }
+
+    #[test]
+    fn log_payload_is_bounded() {
+        let big = json!({ "items": vec!["x".repeat(100); 1000], "token": "t" });
+        let shown = LogPayload(&serde_json::to_vec(&big).unwrap()).to_string();
+        assert!(shown.len() < LOG_PREVIEW_LEN + 64, "{}", shown.len());
+        assert!(
+            shown.ends_with("more bytes)"),
+            "{}",
+            &shown[shown.len() - 40..]
+        );
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let err = hide_secrets(deep.as_bytes()).unwrap_err();
+        assert!(matches!(err, HideSecretsError::TooDeep), "{err}");
+        let ok = "[".repeat(MAX_NESTING) + &"]".repeat(MAX_NESTING);
+        assert_eq!(hide_secrets(ok.as_bytes()).unwrap(), ok.as_bytes());
+    }
+}
