@@ -1,12 +1,16 @@
 //! Run an actix application as a module of an isp-config-service cluster.
 #![warn(missing_docs)]
 
+mod client;
 pub mod etp;
 pub mod events;
+mod offline;
 mod secrets;
 mod types;
 
+pub use client::*;
 pub use events::*;
+pub use offline::{OfflineClient, OfflineError};
 pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,
@@ -15,3 +19,6 @@ pub use types::*;
 
 /// This crate's version, sent as `libVersion`.
 pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(feature = "devserver")]
+pub mod server;

@@ -1,0 +1,164 @@
+//! The offline client: the remote config from a file, no config-service.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::{MailboxError, Recipient};
+use bytes::Bytes;
+
+use crate::client::{RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
+
+/// Delivers a remote config read from a JSON file to the same
+/// [`RemoteConfig`] receiver the cluster client would feed, under the config
+/// timeout. For development and for modules run without a config-service.
+///
+/// ```no_run
+/// # use actix::prelude::*;
+/// # use isp_cluster::{OfflineClient, RemoteConfig, ReceiverError};
+/// # struct App;
+/// # impl Actor for App { type Context = Context<Self>; }
+/// # impl Handler<RemoteConfig> for App {
+/// #     type Result = Result<(), ReceiverError>;
+/// #     fn handle(&mut self, _: RemoteConfig, _: &mut Context<Self>) -> Self::Result { Ok(()) }
+/// # }
+/// # async fn run() -> Result<(), isp_cluster::OfflineError> {
+/// let app = App.start();
+/// let offline = OfflineClient::new("conf/remote.json", app.recipient());
+/// offline.run().await?;    // read, check, deliver once
+/// offline.reload().await?; // again, e.g. on SIGHUP
+/// # Ok(()) }
+/// ```
+pub struct OfflineClient {
+    path: PathBuf,
+    receiver: Recipient<RemoteConfig>,
+    config_timeout: Duration,
+    delivered: AtomicBool,
+}
+
+impl fmt::Debug for OfflineClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfflineClient")
+            .field("path", &self.path)
+            .field("config_timeout", &self.config_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the offline config was not applied.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OfflineError {
+    /// The file could not be read.
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON.
+    InvalidJson {
+        /// The config file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The receiver rejected the config.
+    Rejected(String),
+    /// The receiver did not answer within the config timeout.
+    Timeout(Duration),
+    /// The receiver actor is stopped.
+    ReceiverStopped,
+}
+
+impl fmt::Display for OfflineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            Self::InvalidJson { path, source } => {
+                write!(
+                    f,
+                    "config file {} is not valid json: {source}",
+                    path.display()
+                )
+            }
+            Self::Rejected(e) => write!(f, "remote config receiver rejected the config: {e}"),
+            Self::Timeout(t) => write!(f, "remote config receiver did not answer within {t:?}"),
+            Self::ReceiverStopped => f.write_str("remote config receiver is stopped"),
+        }
+    }
+}
+
+impl std::error::Error for OfflineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } => Some(source),
+            Self::InvalidJson { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl OfflineClient {
+    /// A client that reads `path` and feeds `receiver`.
+    pub fn new(path: impl AsRef<Path>, receiver: Recipient<RemoteConfig>) -> Self {
+        Self {
+            path: path.as_ref().to_owned(),
+            receiver,
+            config_timeout: DEFAULT_CONFIG_TIMEOUT,
+            delivered: AtomicBool::new(false),
+        }
+    }
+
+    /// How long the receiver has (default 5 s).
+    #[must_use]
+    pub fn config_timeout(mut self, timeout: Duration) -> Self {
+        self.config_timeout = timeout;
+        self
+    }
+
+    /// The config file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file, checks it is JSON and delivers it.
+    pub async fn run(&self) -> Result<(), OfflineError> {
+        let data = std::fs::read(&self.path).map_err(|source| OfflineError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Err(source) = serde_json::from_slice::<serde::de::IgnoredAny>(&data) {
+            return Err(OfflineError::InvalidJson {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        let initial = !self.delivered.load(Ordering::Acquire);
+        let config = RemoteConfig::new(Bytes::from(data), initial);
+        match self
+            .receiver
+            .send(config)
+            .timeout(self.config_timeout)
+            .await
+        {
+            Ok(Ok(())) => {
+                self.delivered.store(true, Ordering::Release);
+                log::info!("offline config from {} applied", self.path.display());
+                Ok(())
+            }
+            Ok(Err(e)) => Err(OfflineError::Rejected(e.to_string())),
+            Err(MailboxError::Timeout) => Err(OfflineError::Timeout(self.config_timeout)),
+            Err(MailboxError::Closed) => Err(OfflineError::ReceiverStopped),
+        }
+    }
+
+    /// Reads and delivers the file again (the last good config stays with
+    /// the receiver when this fails).
+    pub async fn reload(&self) -> Result<(), OfflineError> {
+        self.run().await
+    }
+}

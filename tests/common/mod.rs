@@ -1,0 +1,176 @@
+//! Test support: a receiver actor that records what it is sent and can be
+//! told to reject, stall or stop.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use isp_cluster::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent};
+
+/// Everything a [`Recorder`] saw, shared with the test.
+#[derive(Default)]
+pub struct Log {
+    pub configs: Vec<(serde_json::Value, bool)>,
+    pub routes: Vec<RoutesChanged>,
+    pub hosts: Vec<HostsChanged>,
+    pub events: Vec<(Instant, SessionEvent)>,
+}
+
+/// What a [`Recorder`] does with the next messages.
+#[derive(Default, Clone)]
+pub struct Behaviour {
+    /// Answer `Err` with this text.
+    pub reject: Option<String>,
+    /// Sleep this long before answering.
+    pub delay: Duration,
+}
+
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub log: Arc<Mutex<Log>>,
+    pub behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl Shared {
+    pub fn configs(&self) -> Vec<(serde_json::Value, bool)> {
+        self.log.lock().unwrap().configs.clone()
+    }
+    pub fn routes(&self) -> Vec<RoutesChanged> {
+        self.log.lock().unwrap().routes.clone()
+    }
+    pub fn hosts(&self) -> Vec<HostsChanged> {
+        self.log.lock().unwrap().hosts.clone()
+    }
+    pub fn events(&self) -> Vec<SessionEvent> {
+        self.log
+            .lock()
+            .unwrap()
+            .events
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+    pub fn timed_events(&self) -> Vec<(Instant, SessionEvent)> {
+        self.log.lock().unwrap().events.clone()
+    }
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+    pub fn active_count(&self) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, SessionEvent::Active { .. }))
+            .count()
+    }
+}
+
+pub struct Recorder {
+    pub shared: Shared,
+}
+
+impl Recorder {
+    pub fn start_new() -> (Addr<Recorder>, Shared) {
+        let shared = Shared::default();
+        let addr = Recorder {
+            shared: shared.clone(),
+        }
+        .start();
+        (addr, shared)
+    }
+
+    fn answer(&self) -> ResponseActFuture<Self, Result<(), ReceiverError>> {
+        let behaviour = self.shared.behaviour.lock().unwrap().clone();
+        Box::pin(
+            actix::clock::sleep(behaviour.delay).into_actor(self).map(
+                move |_, _, _| match behaviour.reject {
+                    Some(text) => Err(text.into()),
+                    None => Ok(()),
+                },
+            ),
+        )
+    }
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<RemoteConfig> for Recorder {
+    type Result = ResponseActFuture<Self, Result<(), ReceiverError>>;
+
+    fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
+        let value: serde_json::Value = msg.parse().expect("delivered configs are json");
+        if self.shared.behaviour.lock().unwrap().reject.is_none() {
+            self.shared
+                .log
+                .lock()
+                .unwrap()
+                .configs
+                .push((value, msg.initial));
+        }
+        self.answer()
+    }
+}
+
+impl Handler<RoutesChanged> for Recorder {
+    type Result = ResponseActFuture<Self, Result<(), ReceiverError>>;
+
+    fn handle(&mut self, msg: RoutesChanged, _: &mut Context<Self>) -> Self::Result {
+        self.shared.log.lock().unwrap().routes.push(msg);
+        self.answer()
+    }
+}
+
+impl Handler<HostsChanged> for Recorder {
+    type Result = ResponseActFuture<Self, Result<(), ReceiverError>>;
+
+    fn handle(&mut self, msg: HostsChanged, _: &mut Context<Self>) -> Self::Result {
+        self.shared.log.lock().unwrap().hosts.push(msg);
+        self.answer()
+    }
+}
+
+impl Handler<SessionEvent> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEvent, _: &mut Context<Self>) {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .events
+            .push((Instant::now(), msg));
+    }
+}
+
+/// Stops the recorder.
+pub struct Stop;
+impl Message for Stop {
+    type Result = ();
+}
+impl Handler<Stop> for Recorder {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Polls `cond` every 5 ms until it holds or `timeout` passes.
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Logs to the test's output when `RUST_LOG` is set.
+pub fn init_logs() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}

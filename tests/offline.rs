@@ -1,0 +1,97 @@
+//! The offline client: a config file fed to the same receiver.
+
+use std::time::Duration;
+
+use isp_cluster::{OfflineClient, OfflineError};
+
+mod common;
+use common::{Behaviour, Recorder, Stop};
+
+fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("isp-cluster-offline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[actix::test]
+async fn delivers_the_file_then_reloads_it() {
+    let path = temp_file("good.json", r#"{"a":1}"#);
+    let (recorder, seen) = Recorder::start_new();
+    let offline = OfflineClient::new(&path, recorder.recipient());
+    offline.run().await.unwrap();
+    std::fs::write(&path, r#"{"a":2}"#).unwrap();
+    offline.reload().await.unwrap();
+    let seen = seen.configs();
+    assert_eq!(
+        seen,
+        [
+            (serde_json::json!({"a":1}), true),
+            (serde_json::json!({"a":2}), false)
+        ]
+    );
+}
+
+#[actix::test]
+async fn missing_file_and_invalid_json_are_clear_errors() {
+    let (recorder, seen) = Recorder::start_new();
+    let missing = OfflineClient::new(
+        "/nonexistent/isp-cluster.json",
+        recorder.clone().recipient(),
+    );
+    let err = missing.run().await.unwrap_err();
+    assert!(matches!(err, OfflineError::Read { .. }));
+    assert!(err
+        .to_string()
+        .contains("cannot read config file /nonexistent/isp-cluster.json"));
+
+    let path = temp_file("bad.json", r#"{"password":"hunter2""#);
+    let bad = OfflineClient::new(&path, recorder.clone().recipient());
+    let err = bad.run().await.unwrap_err();
+    assert!(matches!(err, OfflineError::InvalidJson { .. }), "{err}");
+    assert!(err.to_string().contains("is not valid json"), "{err}");
+    assert!(
+        !err.to_string().contains("hunter2"),
+        "no config content in errors"
+    );
+    assert!(seen.configs().is_empty(), "receiver not called");
+}
+
+#[actix::test]
+async fn receiver_rejection_timeout_and_stop_are_errors() {
+    let (recorder, behaviour) = Recorder::start_new();
+    behaviour.set(Behaviour {
+        reject: Some("rejected by the test".into()),
+        ..Behaviour::default()
+    });
+    let path = temp_file("reject.json", "{}");
+    let err = OfflineClient::new(&path, recorder.clone().recipient())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rejected by the test"), "{err}");
+
+    behaviour.set(Behaviour {
+        delay: Duration::from_millis(500),
+        ..Behaviour::default()
+    });
+    let path = temp_file("slow.json", "{}");
+    let err = OfflineClient::new(&path, recorder.clone().recipient())
+        .config_timeout(Duration::from_millis(50))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OfflineError::Timeout(_)), "{err}");
+
+    let (stopped, _) = Recorder::start_new();
+    let recipient = stopped.clone().recipient();
+    stopped.send(Stop).await.unwrap();
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    let path = temp_file("any.json", "{}");
+    let err = OfflineClient::new(&path, recipient)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OfflineError::ReceiverStopped), "{err}");
+}
