@@ -329,6 +329,13 @@ impl Session {
                 self.established = true;
                 log::info!("{} active", self.tag());
                 self.supervisor.do_send(SessionActive { id: self.id });
+                // Sent from here, not from the supervisor, so that it reaches
+                // an actor that also receives configs before any later event.
+                if let Some(events) = &self.settings.session_events {
+                    events.do_send(super::SessionEvent::Active {
+                        host: self.host.clone(),
+                    });
+                }
             }
             _ => {}
         }
@@ -670,15 +677,12 @@ impl Actor for Session {
         self.shared
             .healthy
             .store(false, std::sync::atomic::Ordering::Release);
-        // A connection that is gone fails every pending ack at once.
-        let pending: Vec<&str> = self.pending.drain().map(|(_, p)| p.event).collect();
-        let mut reason = self
+        // The pending acks fail with the session, at once.
+        self.pending.clear();
+        let reason = self
             .end_reason
             .take()
             .unwrap_or_else(|| "session stopped".to_owned());
-        if !pending.is_empty() && reason != CLOSED_BY_CLIENT {
-            reason = format!("{reason} (while awaiting ack of {})", pending.join(", "));
-        }
         let closed_by_us = reason == CLOSED_BY_CLIENT;
         self.supervisor.do_send(SessionEnded {
             id: self.id,
@@ -730,13 +734,27 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
         if self.end_reason.is_none() {
-            self.end_reason = Some("connection lost: closed without a close frame".to_owned());
+            let reason = format!(
+                "connection lost: closed without a close frame{}",
+                self.pending_note()
+            );
+            self.end_reason = Some(reason);
         }
         ctx.stop();
     }
 }
 
 impl Session {
+    /// Names the emits whose acks will now never come.
+    fn pending_note(&self) -> String {
+        if self.pending.is_empty() {
+            return String::new();
+        }
+        let mut events: Vec<&str> = self.pending.values().map(|p| p.event).collect();
+        events.sort_unstable();
+        format!(" (while awaiting the ack of {})", events.join(", "))
+    }
+
     fn on_continuation(&mut self, item: Item, ctx: &mut Context<Self>) {
         let limit = self.settings.read_limit;
         let (chunk, first, last) = match item {
@@ -779,15 +797,16 @@ impl Session {
             Some(r) => (u16::from(r.code), r.description.clone().unwrap_or_default()),
             None => (1005, String::new()),
         };
+        let note = self.pending_note();
         let reason = if code == 1000 {
             log::info!("{} server closed the session (1000) {text}", self.tag());
-            format!("server closed the session normally (1000) {text}")
+            format!("server closed the session normally (1000) {text}{note}")
         } else {
             log::error!(
                 "{} server closed the session with {code}: {text}",
                 self.tag()
             );
-            format!("server closed the session with {code}: {text}")
+            format!("server closed the session with {code}: {text}{note}")
         };
         self.fail(reason.trim_end().to_owned(), ctx);
     }

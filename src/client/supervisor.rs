@@ -239,11 +239,6 @@ impl Handler<SessionActive> for Supervisor {
         self.shared
             .set_state(SessionState::Active, Some(&current.host));
         self.shared.update(|s| s.sessions_established += 1);
-        if let Some(events) = &self.settings.session_events {
-            events.do_send(SessionEvent::Active {
-                host: current.host.clone(),
-            });
-        }
     }
 }
 
