@@ -146,12 +146,17 @@ impl Session {
         );
         let timeout = settings.connect_timeout;
         let client = awc::Client::builder()
-            .timeout(timeout)
+            // Our own timeout below bounds connect plus upgrade; awc's must
+            // not fire first with a vaguer message.
+            .timeout(timeout + Duration::from_secs(1))
             .max_http_version(awc::http::Version::HTTP_11)
             .finish();
         let request = client.ws(url).max_frame_size(settings.read_limit);
         match actix::clock::timeout(timeout, request.connect()).await {
             Ok(Ok((_response, framed))) => Ok(framed),
+            Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(format!(
+                "cannot connect to {host}: websocket upgrade refused with HTTP {status}"
+            )),
             Ok(Err(e)) => Err(format!("cannot connect to {host}: {e}")),
             Err(_) => Err(format!(
                 "cannot connect to {host}: no websocket upgrade within {timeout:?}"
@@ -709,6 +714,11 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             Err(ws::ProtocolError::Overflow) => {
                 let limit = self.settings.read_limit;
                 self.fail(format!("message over the read limit of {limit} bytes"), ctx);
+                return;
+            }
+            Err(ws::ProtocolError::Io(e)) => {
+                let reason = format!("connection lost: {e}{}", self.pending_note());
+                self.fail(reason, ctx);
                 return;
             }
             Err(e) => {

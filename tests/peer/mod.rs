@@ -1,0 +1,379 @@
+//! A scripted ETP peer and a freezing TCP proxy, on loopback, for fault
+//! tests. Every reaction of the peer is written by the test: the upgrade (or
+//! an HTTP error, or silence), each frame, each ack, the close, a reset.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use actix_http::ws::{self, CloseCode, CloseReason, Frame, Item};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use isp_cluster::etp::Event;
+use isp_cluster::{
+    ModuleRequirements, MODULE_READY, MODULE_SEND_CONFIG_SCHEMA, MODULE_SEND_REQUIREMENTS,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A listening scripted peer; each accepted connection runs the script.
+pub struct ScriptedPeer {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl ScriptedPeer {
+    /// Listens on 127.0.0.1:0 and runs `script` for every connection (the
+    /// `n`th connection, from 0, is passed as `conn.index`).
+    pub async fn start<F, Fut>(script: F) -> ScriptedPeer
+    where
+        F: Fn(Conn) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let script = Rc::new(script);
+        actix_rt::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let index = count.fetch_add(1, Ordering::SeqCst);
+                let script = script.clone();
+                actix_rt::spawn(async move {
+                    script(Conn::new(stream, index)).await;
+                });
+            }
+        });
+        ScriptedPeer { addr, connections }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// What the peer received, control frames included.
+#[derive(Debug)]
+pub enum Received {
+    Event(Event),
+    Close(Option<CloseReason>),
+    Ping,
+    Pong,
+    /// The connection ended without a close frame.
+    Eof,
+}
+
+/// One accepted connection.
+pub struct Conn {
+    pub index: usize,
+    stream: Option<TcpStream>,
+    framed: Option<Framed<TcpStream, ws::Codec>>,
+    /// Answer pings (on by default).
+    pub answer_pings: bool,
+    /// The module name from the upgrade request.
+    pub module: String,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, index: usize) -> Conn {
+        Conn {
+            index,
+            stream: Some(stream),
+            framed: None,
+            answer_pings: true,
+            module: String::new(),
+        }
+    }
+
+    /// Reads the HTTP request head.
+    async fn read_head(&mut self) -> String {
+        let stream = self.stream.as_mut().expect("before the upgrade");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    /// Completes the WebSocket upgrade; returns the module name.
+    pub async fn upgrade(&mut self) -> String {
+        let head = self.read_head().await;
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("a websocket upgrade request");
+        self.module = head
+            .split_once("module_name=")
+            .map(|(_, rest)| rest.split([' ', '&']).next().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        let accept = ws::hash_key(key.as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            std::str::from_utf8(&accept).unwrap()
+        );
+        let mut stream = self.stream.take().unwrap();
+        stream.write_all(response.as_bytes()).await.unwrap();
+        let codec = ws::Codec::new().max_size(64 * 1024 * 1024);
+        self.framed = Some(Framed::new(stream, codec));
+        self.module.clone()
+    }
+
+    /// Answers the upgrade request with an HTTP error.
+    pub async fn refuse(&mut self, status: &str) {
+        self.read_head().await;
+        let stream = self.stream.as_mut().unwrap();
+        let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.flush().await;
+    }
+
+    /// Reads the request and then says nothing, for as long as the client
+    /// stays.
+    pub async fn never_upgrade(mut self) {
+        self.read_head().await;
+        let mut buf = [0u8; 1024];
+        let stream = self.stream.as_mut().unwrap();
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    fn framed(&mut self) -> &mut Framed<TcpStream, ws::Codec> {
+        self.framed.as_mut().expect("upgrade first")
+    }
+
+    /// The next frame, answering pings unless told not to. Reassembles
+    /// nothing: the client sends whole messages.
+    pub async fn recv(&mut self) -> Received {
+        loop {
+            let next = self.framed().next().await;
+            match next {
+                Some(Ok(Frame::Text(data))) | Some(Ok(Frame::Binary(data))) => {
+                    return Received::Event(Event::decode(data).expect("client frames decode"))
+                }
+                Some(Ok(Frame::Ping(data))) => {
+                    if self.answer_pings {
+                        let _ = self.framed().send(ws::Message::Pong(data)).await;
+                    }
+                    return Received::Ping;
+                }
+                Some(Ok(Frame::Pong(_))) => return Received::Pong,
+                Some(Ok(Frame::Close(reason))) => return Received::Close(reason),
+                Some(Ok(Frame::Continuation(_))) => panic!("client sent a fragment"),
+                Some(Err(_)) | None => return Received::Eof,
+            }
+        }
+    }
+
+    /// The next ETP event, skipping pings and pongs; `None` at close or EOF.
+    pub async fn recv_event(&mut self) -> Option<Event> {
+        loop {
+            match self.recv().await {
+                Received::Event(e) => return Some(e),
+                Received::Ping | Received::Pong => continue,
+                Received::Close(_) | Received::Eof => return None,
+            }
+        }
+    }
+
+    /// The next event, which must be `name`.
+    pub async fn expect(&mut self, name: &str) -> Event {
+        let event = self
+            .recv_event()
+            .await
+            .unwrap_or_else(|| panic!("connection ended before {name}"));
+        assert_eq!(&*event.name, name, "expected {name}");
+        event
+    }
+
+    /// Waits until the client closes or goes away; returns its close frame.
+    pub async fn until_closed(&mut self) -> Option<CloseReason> {
+        loop {
+            match self.recv().await {
+                Received::Close(reason) => return reason,
+                Received::Eof => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn send(&mut self, message: ws::Message) {
+        let _ = self.framed().send(message).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.send(ws::Message::Text(text.into())).await;
+    }
+
+    pub async fn send_event(&mut self, name: &str, data: &str) {
+        let frame =
+            Event::new(name.to_owned(), 0, Bytes::copy_from_slice(data.as_bytes())).encode();
+        self.send(ws::Message::Text(frame.try_into().unwrap()))
+            .await;
+    }
+
+    pub async fn ack(&mut self, event: &Event, text: &str) {
+        let frame = event.ack(Bytes::copy_from_slice(text.as_bytes())).encode();
+        self.send(ws::Message::Text(frame.try_into().unwrap()))
+            .await;
+    }
+
+    /// Sends `text` as a fragmented message of `parts` frames.
+    pub async fn send_fragmented(&mut self, text: &str, parts: usize) {
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let size = bytes.len().div_ceil(parts);
+        let chunks: Vec<Bytes> = (0..parts)
+            .map(|i| bytes.slice((i * size).min(bytes.len())..((i + 1) * size).min(bytes.len())))
+            .collect();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let item = match i {
+                0 => Item::FirstText(chunk),
+                i if i == parts - 1 => Item::Last(chunk),
+                _ => Item::Continue(chunk),
+            };
+            self.send(ws::Message::Continuation(item)).await;
+        }
+    }
+
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        let reason = CloseReason {
+            code: CloseCode::from(code),
+            description: Some(reason.to_owned()),
+        };
+        self.send(ws::Message::Close(Some(reason))).await;
+        let _ = self.framed().close().await;
+    }
+
+    /// Resets the TCP connection (RST, as a killed process's kernel would).
+    pub fn reset(mut self) {
+        let stream = match self.framed.take() {
+            Some(framed) => framed.into_parts().io,
+            None => self.stream.take().unwrap(),
+        };
+        // SO_LINGER 0: close() sends RST instead of FIN. The socket is
+        // non-blocking, so the drop does not block.
+        #[allow(deprecated)]
+        let _ = stream.set_linger(Some(Duration::ZERO));
+        drop(stream);
+    }
+
+    /// Keeps the connection open, answering nothing (not even pings), until
+    /// the client goes away.
+    pub async fn hold(mut self) {
+        self.answer_pings = false;
+        while !matches!(self.recv().await, Received::Eof | Received::Close(_)) {}
+    }
+
+    /// Plays the server's side of a whole, good handshake: stores nothing,
+    /// sends `config` and empty addresses and routes as asked, acks `ok`.
+    /// Returns the three client events (schema, requirements, ready).
+    pub async fn handshake(&mut self, config: &str) -> [Event; 3] {
+        let schema = self.expect(MODULE_SEND_CONFIG_SCHEMA).await;
+        self.send_event("CONFIG:SEND_CONFIG_WHEN_CONNECTED", config)
+            .await;
+        self.ack(&schema, "ok").await;
+        let requirements = self.expect(MODULE_SEND_REQUIREMENTS).await;
+        let wanted: ModuleRequirements = serde_json::from_slice(&requirements.data).unwrap();
+        for module in &wanted.required_modules {
+            self.send_event(&isp_cluster::module_connected_event(module), "[]")
+                .await;
+        }
+        if wanted.require_routes {
+            self.send_event("CONFIG:SEND_ROUTES_WHEN_CONNECTED", "[]")
+                .await;
+        }
+        self.ack(&requirements, "ok").await;
+        let ready = self.expect(MODULE_READY).await;
+        self.ack(&ready, "ok").await;
+        [schema, requirements, ready]
+    }
+}
+
+/// A TCP proxy that forwards both ways until frozen, then holds every
+/// connection open and forwards nothing: a true half-open link.
+pub struct FreezingProxy {
+    addr: SocketAddr,
+    frozen: Arc<AtomicBool>,
+}
+
+impl FreezingProxy {
+    pub async fn start(upstream: SocketAddr) -> FreezingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        actix_rt::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                actix_rt::spawn(pump(cr, sw, flag.clone()));
+                actix_rt::spawn(pump(sr, cw, flag.clone()));
+            }
+        });
+        FreezingProxy { addr, frozen }
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if frozen.load(Ordering::SeqCst) {
+            // Hold both halves open; forward nothing, read nothing.
+            loop {
+                actix_rt::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+        let read = actix_rt::time::timeout(Duration::from_millis(20), from.read(&mut buf)).await;
+        match read {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => {
+                if frozen.load(Ordering::SeqCst) {
+                    continue; // dropped on the floor, as by a dead link
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
