@@ -15,7 +15,6 @@ const DEFAULT_SUBSTRINGS: [&str; 4] = ["password", "secret", "token", "credentia
 const MASK: &[u8] = b"\"***\"";
 
 /// How much of a masked payload a log line shows.
-#[allow(dead_code)]
 pub(crate) const LOG_PREVIEW_LEN: usize = 4096;
 
 static SUBSTRINGS: LazyLock<RwLock<Vec<String>>> =
@@ -137,14 +136,25 @@ fn nesting_exceeds(json: &[u8], max: usize) -> bool {
     false
 }
 
-/// A payload made safe for a log line: secrets masked, at most
-/// [`LOG_PREVIEW_LEN`] bytes shown, and nothing at all of a payload that is not
-/// valid JSON (the Go client logs such a payload raw).
-#[allow(dead_code)] // used by the client and the server
+/// A config or schema payload made safe for a log line: secrets masked, at
+/// most [`LOG_PREVIEW_LEN`] bytes shown, and nothing but the size of a payload
+/// that is not a JSON object (the Go client logs unparseable payloads raw;
+/// and a top-level string or number has no path to match, so it could be a
+/// secret itself).
 pub(crate) struct LogPayload<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for LogPayload<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self
+            .0
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first != Some(&b'{') {
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(self.0) {
+                Ok(_) => write!(f, "<{} bytes hidden: not a json object>", self.0.len()),
+                Err(_) => write!(f, "<{} bytes hidden: not valid json>", self.0.len()),
+            };
+        }
         match hide_secrets(self.0) {
             Ok(masked) => {
                 let shown = masked.len().min(LOG_PREVIEW_LEN);
@@ -441,6 +451,12 @@ mod tests {
         assert_eq!(shown, "<16 bytes hidden: not valid json>");
         let shown = LogPayload(br#"{"password":"hunter2"}"#).to_string();
         assert_eq!(shown, r#"{"password":"***"}"#);
+        let shown = LogPayload(br#"{"password":"hunter2""#).to_string();
+        assert_eq!(shown, "<21 bytes hidden: not valid json>");
+        let shown = LogPayload(br#" "password=hunter2" "#).to_string();
+        assert_eq!(shown, "<20 bytes hidden: not a json object>");
+        let shown = LogPayload(br#"["hunter2"]"#).to_string();
+        assert_eq!(shown, "<11 bytes hidden: not a json object>");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The cluster client: a supervised ETP session delivering typed messages.
 
+mod dispatch;
 mod messages;
 mod session;
 mod supervisor;
@@ -12,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use actix::{Actor, Addr, Recipient};
 use bytes::Bytes;
 
+#[doc(hidden)]
+pub use dispatch::fuzz_frame;
 pub use messages::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent};
 
 use crate::types::{ConfigData, ModuleInfo, ModuleRequirements};
@@ -429,6 +432,12 @@ fn validate_hosts(hosts: &[String]) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// The number of session actors alive in this process (all clients). A
+/// diagnostic for leak tests: at most one per running client.
+pub fn live_sessions() -> usize {
+    session::LIVE_SESSIONS.load(Ordering::Relaxed)
 }
 
 /// A running cluster client: the Rust counterpart of Go's `cluster.Client`.

@@ -24,15 +24,20 @@ use awc::BoxedSocket;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, StreamExt};
 
+use super::dispatch::{classify, Incoming};
 use super::supervisor::{SessionActive, SessionEnded, Supervisor};
 use super::{HostsChanged, RemoteConfig, RoutesChanged, Settings, Shared};
 use crate::etp::Event;
 use crate::events::*;
 use crate::secrets::LogPayload;
-use crate::types::{AddressConfiguration, RoutingConfig};
+use crate::types::RoutingConfig;
 
 type Framed = actix_codec::Framed<BoxedSocket, ws::Codec>;
 type Sink = SplitSink<Framed, ws::Message>;
+
+/// Session actors alive in the process, for leak tests.
+pub(crate) static LIVE_SESSIONS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 /// How long `close()` waits for the server to answer the close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -303,18 +308,16 @@ impl Session {
         self.pending.insert(ack_id, PendingAck { event, timer });
     }
 
-    fn on_ack(&mut self, event: Event, ctx: &mut Context<Self>) {
-        let Some(pending) = self.pending.remove(&event.ack_id) else {
+    fn on_ack(&mut self, name: &str, ack_id: u64, text: &[u8], ctx: &mut Context<Self>) {
+        let Some(pending) = self.pending.remove(&ack_id) else {
             log::warn!(
-                "{} ignoring ack {} #{} for no pending emit (late or unknown)",
-                self.tag(),
-                event.name,
-                event.ack_id
+                "{} ignoring {name} #{ack_id}: no emit awaits it (late or unknown)",
+                self.tag()
             );
             return;
         };
         ctx.cancel_future(pending.timer);
-        let text = String::from_utf8_lossy(&event.data);
+        let text = String::from_utf8_lossy(text);
         if text != ACK_OK {
             self.fail(format!("server refused {}: {text}", pending.event), ctx);
             return;
@@ -443,72 +446,73 @@ impl Session {
     // ---- incoming events --------------------------------------------------
 
     fn on_message(&mut self, message: Bytes, ctx: &mut Context<Self>) {
-        let event = match Event::decode(message) {
-            Ok(event) => event,
+        let required = self.settings.module_receivers.iter().map(|(m, _)| m.as_str());
+        let (event, incoming) = match classify(message, required) {
+            Ok(classified) => classified,
             Err(e) => {
                 log::warn!("{} {e}; ignored", self.tag());
                 return;
             }
         };
-        if event.is_ack() {
-            self.on_ack(event, ctx);
-            return;
-        }
-        let name: &str = &event.name;
-        match name {
-            CONFIG_SEND_CONFIG_WHEN_CONNECTED | CONFIG_SEND_CONFIG_CHANGED => {
-                let initial = name == CONFIG_SEND_CONFIG_WHEN_CONNECTED;
-                let event_name = if initial {
-                    CONFIG_SEND_CONFIG_WHEN_CONNECTED
-                } else {
-                    CONFIG_SEND_CONFIG_CHANGED
-                };
-                self.on_config(event_name, initial, event.data.clone(), ctx);
+        match incoming {
+            Incoming::Ack { ack_id, text } => {
+                self.on_ack(&event.name, ack_id, &text, ctx);
+                return;
             }
-            CONFIG_SEND_ROUTES_WHEN_CONNECTED | CONFIG_SEND_ROUTES_CHANGED => {
-                let event_name = if name == CONFIG_SEND_ROUTES_CHANGED {
-                    CONFIG_SEND_ROUTES_CHANGED
-                } else {
-                    CONFIG_SEND_ROUTES_WHEN_CONNECTED
-                };
-                self.on_routes(event_name, &event.data, ctx);
-            }
-            ERROR_CONNECTION | ERROR_CONFIG => {
-                let text = String::from_utf8_lossy(&event.data);
+            Incoming::Config {
+                event: name,
+                initial,
+                config,
+            } => match config {
+                Ok(data) => self.on_config(name, initial, data, ctx),
+                Err(error) => self.bad_payload(error, ctx),
+            },
+            Incoming::Routes {
+                event: name,
+                routes,
+            } => match routes {
+                Ok(routes) => self.on_routes(name, routes, ctx),
+                Err(error) => self.bad_payload(error, ctx),
+            },
+            Incoming::Hosts { index, hosts } => match hosts {
+                Ok(hosts) => self.on_hosts(index, hosts, ctx),
+                Err(error) => self.bad_payload(error, ctx),
+            },
+            Incoming::ServerError { event: name, text } => {
                 if self.phase == Phase::Active {
                     log::error!("{} server sent {name}: {text}", self.tag());
                 } else {
-                    let reason = format!("server sent {name}: {text}");
-                    self.fail(reason, ctx);
+                    self.fail(format!("server sent {name}: {text}"), ctx);
                     return;
                 }
             }
-            _ => {
-                let module = module_of_connected_event(name).and_then(|m| {
-                    self.settings
-                        .module_receivers
-                        .iter()
-                        .position(|(name, _)| name == m)
-                });
-                match module {
-                    Some(i) => self.on_hosts(i, &event.data, ctx),
-                    None => {
-                        log::warn!(
-                            "{} unknown event {name} ({} bytes) ignored",
-                            self.tag(),
-                            event.data.len()
-                        );
-                        if event.wants_ack() {
-                            let text = format!("unknown event {name}");
-                            self.send_frame(&event.ack(text));
-                        }
-                        return;
-                    }
+            Incoming::Unknown => {
+                log::warn!(
+                    "{} unknown event {} ({} bytes) ignored",
+                    self.tag(),
+                    event.name,
+                    event.data.len()
+                );
+                if event.wants_ack() {
+                    let text = format!("unknown event {}", event.name);
+                    self.send_frame(&event.ack(text));
                 }
+                return;
             }
         }
         if event.wants_ack() {
             self.send_frame(&event.ack(Bytes::new()));
+        }
+    }
+
+    /// A payload that does not parse is never delivered: during the
+    /// handshake it fails the session, after it the last good state stays.
+    fn bad_payload(&mut self, error: String, ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Active | Phase::Closing => {
+                log::error!("{} {error}; the last good state stays in force", self.tag())
+            }
+            _ => self.fail(error, ctx),
         }
     }
 
@@ -519,45 +523,17 @@ impl Session {
         data: Bytes,
         ctx: &mut Context<Self>,
     ) {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&data) {
-            let error = format!(
-                "{event}: config is not valid json ({e}); {} bytes not delivered",
-                data.len()
-            );
-            if self.phase == Phase::Active {
-                log::error!(
-                    "{} {error}; the last good config stays in force",
-                    self.tag()
-                );
-            } else {
-                self.fail(error, ctx);
-            }
-            return;
-        }
         log::debug!("{} {event}: {}", self.tag(), LogPayload(&data));
         let Some(lane) = self.config_lane.as_mut() else {
             log::debug!("{} no config receiver; {event} dropped", self.tag());
             return;
         };
-        lane.queue
-            .push_back((RemoteConfig { data, initial }, event));
+        lane.queue.push_back((RemoteConfig { data, initial }, event));
         self.arrived(Kind::Config);
         self.pump_config(ctx);
     }
 
-    fn on_routes(&mut self, event: &'static str, data: &[u8], ctx: &mut Context<Self>) {
-        let routes: RoutingConfig = match serde_json::from_slice(data) {
-            Ok(routes) => routes,
-            Err(e) => {
-                let error = format!("{event}: routes are not valid json ({e}); not delivered");
-                if self.phase == Phase::Active {
-                    log::error!("{} {error}", self.tag());
-                } else {
-                    self.fail(error, ctx);
-                }
-                return;
-            }
-        };
+    fn on_routes(&mut self, event: &'static str, routes: RoutingConfig, ctx: &mut Context<Self>) {
         log::debug!("{} {event}: {} backends", self.tag(), routes.len());
         let Some(lane) = self.routes_lane.as_mut() else {
             return;
@@ -567,25 +543,8 @@ impl Session {
         self.pump_routes(ctx);
     }
 
-    fn on_hosts(&mut self, index: usize, data: &[u8], ctx: &mut Context<Self>) {
+    fn on_hosts(&mut self, index: usize, hosts: Vec<String>, ctx: &mut Context<Self>) {
         let module = self.settings.module_receivers[index].0.clone();
-        let addresses: Vec<AddressConfiguration> =
-            match serde_json::from_slice::<Option<Vec<AddressConfiguration>>>(data) {
-                Ok(list) => list.unwrap_or_default(),
-                Err(e) => {
-                    let error = format!(
-                        "{}: addresses are not valid json ({e}); not delivered",
-                        module_connected_event(&module)
-                    );
-                    if self.phase == Phase::Active {
-                        log::error!("{} {error}", self.tag());
-                    } else {
-                        self.fail(error, ctx);
-                    }
-                    return;
-                }
-            };
-        let hosts: Vec<String> = addresses.iter().map(|a| a.host_port()).collect();
         log::debug!("{} hosts of {module}: {hosts:?}", self.tag());
         self.module_lanes[index]
             .queue
@@ -668,6 +627,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.shared
             .set_state(super::SessionState::Handshaking, Some(&self.host));
         log::info!("{} connected; registering", self.tag());
@@ -679,6 +639,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.shared
             .healthy
             .store(false, std::sync::atomic::Ordering::Release);

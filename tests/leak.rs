@@ -1,0 +1,66 @@
+//! 1,000 session restarts: memory and live actors stay bounded.
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant};
+
+use isp_cluster::server::ConfigServer;
+use isp_cluster::{live_sessions, AddressConfiguration, ClusterClient, ConfigData, ModuleInfo};
+
+mod common;
+use common::{wait_until, Recorder};
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+#[actix::test]
+async fn a_thousand_session_restarts_leave_nothing_behind() {
+    common::init_logs();
+    let server = ConfigServer::builder()
+        .config("churn", serde_json::json!({"pad": "x".repeat(4096)}))
+        .start()
+        .await
+        .unwrap();
+    let (rec, seen) = Recorder::start_new();
+    let info = ModuleInfo::new("churn", "1.0.0", AddressConfiguration::new("10.0.0.1", "1"));
+    let client = ClusterClient::builder(info, ConfigData::default())
+        .hosts([server.addr().to_string()])
+        .remote_config(rec.clone().recipient())
+        .require_module("other", rec.clone().recipient())
+        .routes(rec.recipient())
+        .start()
+        .unwrap();
+    let started = Instant::now();
+    let mut baseline = None;
+    for round in 1..=1000u64 {
+        assert!(
+            wait_until(Duration::from_secs(5), || client.status().sessions_established == round
+                && client.healthcheck().is_ok())
+            .await,
+            "round {round}: {:?}",
+            client.status()
+        );
+        assert!(live_sessions() <= 1, "round {round}: {} sessions alive", live_sessions());
+        if round == 100 {
+            baseline = Some(rss_kib());
+        }
+        server.drop_all_sessions();
+    }
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    let elapsed = started.elapsed();
+    let baseline = baseline.unwrap();
+    let end = rss_kib();
+    println!(
+        "1000 restarts in {elapsed:?}; RSS after 100: {baseline} KiB, after 1000: {end} KiB; live sessions: {}",
+        live_sessions()
+    );
+    assert_eq!(live_sessions(), 1);
+    assert!(seen.configs().len() >= 1000);
+    // Growth from round 100 to 1000 stays within a few MiB of allocator noise.
+    assert!(end < baseline + 4096, "RSS grew from {baseline} to {end} KiB");
+    client.close().await;
+    assert!(wait_until(Duration::from_secs(5), || live_sessions() == 0).await);
+    server.stop().await;
+}
