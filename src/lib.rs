@@ -6,6 +6,7 @@ pub mod etp;
 pub mod events;
 mod offline;
 mod secrets;
+mod typed;
 mod types;
 
 pub use client::*;
@@ -15,6 +16,7 @@ pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,
 };
+pub use typed::{config_schema, ConfigChanged, TypedConfig, CONFIG_SCHEMA_TITLE};
 pub use types::*;
 
 /// This crate's version, sent as `libVersion`.

@@ -1,0 +1,173 @@
+//! A typed layer over [`RemoteConfig`]: parse, validate, keep the last good
+//! value, deliver `(new, previous)` as isp-kit's `rc` package does.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::client::{ReceiverError, RemoteConfig};
+use crate::types::RawJson;
+
+/// The title isp-kit gives a module's config schema.
+pub const CONFIG_SCHEMA_TITLE: &str = "Remote config";
+
+/// The JSON schema of `T`, titled "Remote config", ready for
+/// [`crate::ConfigData`].
+///
+/// ```
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Config {
+///     /// Requests per second.
+///     limit: u32,
+/// }
+/// let schema = isp_cluster::config_schema::<Config>();
+/// let value: serde_json::Value = schema.parse().unwrap();
+/// assert_eq!(value["title"], "Remote config");
+/// assert_eq!(value["properties"]["limit"]["type"], "integer");
+/// ```
+pub fn config_schema<T: JsonSchema>() -> RawJson {
+    let mut schema = schemars::schema_for!(T);
+    schema.insert("title".to_owned(), CONFIG_SCHEMA_TITLE.into());
+    // A schema is plain JSON: serializing it cannot fail.
+    RawJson::from_value(&schema).unwrap_or_default()
+}
+
+/// A new config for the application, with the one it replaces.
+pub struct ConfigChanged<T> {
+    /// The config now in force.
+    pub new: Arc<T>,
+    /// The previous good config; `None` for the first one.
+    pub previous: Option<Arc<T>>,
+}
+
+impl<T> Clone for ConfigChanged<T> {
+    fn clone(&self) -> Self {
+        Self {
+            new: self.new.clone(),
+            previous: self.previous.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for ConfigChanged<T> {
+    /// Shows nothing of the values: configs hold secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigChanged")
+            .field("first", &self.previous.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> Message for ConfigChanged<T> {
+    type Result = Result<(), ReceiverError>;
+}
+
+type Validator<T> = Box<dyn Fn(&T) -> Result<(), String>>;
+
+/// An actor that turns [`RemoteConfig`] into [`ConfigChanged<T>`] for the
+/// application's actor. Register its address as the client's
+/// `remote_config` receiver.
+///
+/// A config that does not parse into `T`, fails validation, or is rejected
+/// by the application is the receiver's error (during the handshake that
+/// fails the session, as in Go); the last good value stays.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use actix::prelude::*;
+/// # use isp_cluster::{ConfigChanged, ReceiverError, TypedConfig};
+/// #[derive(serde::Deserialize)]
+/// struct Config { limit: u32 }
+///
+/// struct App;
+/// impl Actor for App { type Context = Context<Self>; }
+/// impl Handler<ConfigChanged<Config>> for App {
+///     type Result = Result<(), ReceiverError>;
+///     fn handle(&mut self, msg: ConfigChanged<Config>, _: &mut Context<Self>) -> Self::Result {
+///         println!("limit {} (was {:?})", msg.new.limit, msg.previous.map(|p| p.limit));
+///         Ok(())
+///     }
+/// }
+/// # fn wire() {
+/// let typed = TypedConfig::new(App.start().recipient())
+///     .validate(|c: &Config| if c.limit > 0 { Ok(()) } else { Err("limit must be positive".into()) })
+///     .start();
+/// // ClusterClient::builder(..).remote_config(typed.recipient())
+/// # }
+/// ```
+pub struct TypedConfig<T: Send + Sync + 'static> {
+    target: Recipient<ConfigChanged<T>>,
+    validate: Option<Validator<T>>,
+    current: Option<Arc<T>>,
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for TypedConfig<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedConfig")
+            .field("has_config", &self.current.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> TypedConfig<T> {
+    /// Delivers each parsed config to `target`.
+    pub fn new(target: Recipient<ConfigChanged<T>>) -> Self {
+        Self {
+            target,
+            validate: None,
+            current: None,
+        }
+    }
+
+    /// Checks each parsed config before it is delivered.
+    #[must_use]
+    pub fn validate(mut self, check: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
+        self.validate = Some(Box::new(check));
+        self
+    }
+}
+
+impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Actor for TypedConfig<T> {
+    type Context = Context<Self>;
+}
+
+impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> for TypedConfig<T> {
+    type Result = ResponseActFuture<Self, Result<(), ReceiverError>>;
+
+    fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
+        let parsed: T = match msg.parse() {
+            Ok(value) => value,
+            Err(e) => {
+                let error = format!("config does not match {}: {e}", std::any::type_name::<T>());
+                return Box::pin(actix::fut::ready(Err(error.into())));
+            }
+        };
+        if let Some(check) = &self.validate {
+            if let Err(e) = check(&parsed) {
+                let error = format!("config is invalid: {e}");
+                return Box::pin(actix::fut::ready(Err(error.into())));
+            }
+        }
+        let new = Arc::new(parsed);
+        let change = ConfigChanged {
+            new: new.clone(),
+            previous: self.current.clone(),
+        };
+        let request = self.target.send(change);
+        Box::pin(
+            request
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(Ok(())) => {
+                        act.current = Some(new);
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(format!("config target actor: {e}").into()),
+                }),
+        )
+    }
+}

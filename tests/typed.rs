@@ -1,0 +1,163 @@
+//! The typed config layer: parse, validate, keep the last good, (new, previous).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use isp_cluster::server::ConfigServer;
+use isp_cluster::{
+    config_schema, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData, ModuleInfo,
+    RawJson, ReceiverError, RemoteConfig, TypedConfig,
+};
+use serde::Deserialize;
+
+mod common;
+use common::wait_until;
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, PartialEq)]
+struct Limits {
+    /// Requests per second.
+    rps: u32,
+    #[serde(default)]
+    burst: Option<u32>,
+}
+
+type Seen = Arc<Mutex<Vec<(u32, Option<u32>)>>>;
+
+struct App {
+    seen: Seen,
+    reject_rps: Option<u32>,
+}
+
+impl Actor for App {
+    type Context = Context<Self>;
+}
+
+impl Handler<ConfigChanged<Limits>> for App {
+    type Result = Result<(), ReceiverError>;
+
+    fn handle(&mut self, msg: ConfigChanged<Limits>, _: &mut Context<Self>) -> Self::Result {
+        if Some(msg.new.rps) == self.reject_rps {
+            return Err(format!("cannot apply rps {}", msg.new.rps).into());
+        }
+        let previous = msg.previous.map(|p| p.rps);
+        self.seen.lock().unwrap().push((msg.new.rps, previous));
+        Ok(())
+    }
+}
+
+fn typed(seen: &Seen, reject_rps: Option<u32>) -> Addr<TypedConfig<Limits>> {
+    let app = App {
+        seen: seen.clone(),
+        reject_rps,
+    }
+    .start();
+    TypedConfig::new(app.recipient())
+        .validate(|c: &Limits| {
+            if c.rps == 0 {
+                Err("rps must be positive".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .start()
+}
+
+fn config(json: &str) -> RemoteConfig {
+    RemoteConfig::new(json.as_bytes().to_vec(), false)
+}
+
+#[actix::test]
+async fn delivers_new_and_previous_and_keeps_the_last_good_value() {
+    let seen = Seen::default();
+    let typed = typed(&seen, Some(7));
+    typed.send(config(r#"{"rps":10}"#)).await.unwrap().unwrap();
+    typed
+        .send(config(r#"{"rps":20,"burst":5}"#))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let err = typed
+        .send(config(r#"{"rps":"fast"}"#))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("config does not match"),
+        "{err}"
+    );
+    let err = typed
+        .send(config(r#"{"rps":0}"#))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "config is invalid: rps must be positive");
+    let err = typed
+        .send(config(r#"{"rps":7}"#))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "cannot apply rps 7");
+
+    // After three failures, the previous is still the last good one.
+    typed.send(config(r#"{"rps":30}"#)).await.unwrap().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(10, None), (20, Some(10)), (30, Some(20))]
+    );
+}
+
+#[actix::test]
+async fn schema_is_titled_and_describes_the_type() {
+    let schema: serde_json::Value = config_schema::<Limits>().parse().unwrap();
+    assert_eq!(schema["title"], "Remote config");
+    assert_eq!(schema["properties"]["rps"]["type"], "integer");
+    assert_eq!(
+        schema["properties"]["rps"]["description"],
+        "Requests per second."
+    );
+    assert_eq!(schema["required"], serde_json::json!(["rps"]));
+}
+
+#[actix::test]
+async fn a_typed_module_against_the_embedded_server() {
+    let server = ConfigServer::builder()
+        .config("limiter", serde_json::json!({"rps": 0}))
+        .start()
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    let typed = typed(&seen, None);
+    let info = ModuleInfo::new(
+        "limiter",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.1", "1"),
+    );
+    let data = ConfigData::new("1.0.0", config_schema::<Limits>(), RawJson::empty_object());
+    let client = ClusterClient::builder(info, data)
+        .hosts([server.addr().to_string()])
+        .backoff(Duration::from_millis(20), Duration::from_millis(50))
+        .remote_config(typed.recipient())
+        .start()
+        .unwrap();
+    // The stored config fails validation: the handshake cannot finish.
+    assert!(
+        wait_until(Duration::from_secs(5), || client
+            .status()
+            .last_error
+            .is_some_and(|e| e.contains("rps must be positive")))
+        .await,
+        "{:?}",
+        client.status()
+    );
+    assert!(client.healthcheck().is_err());
+    server.set_config("limiter", serde_json::json!({"rps": 5}));
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    server.set_config("limiter", serde_json::json!({"rps": 6}));
+    assert!(wait_until(Duration::from_secs(5), || seen.lock().unwrap().len() == 2).await);
+    assert_eq!(*seen.lock().unwrap(), [(5, None), (6, Some(5))]);
+    assert_eq!(server.schema("limiter").unwrap()["title"], "Remote config");
+    client.close().await;
+    server.stop().await;
+}
