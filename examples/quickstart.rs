@@ -1,0 +1,217 @@
+//! Quickstart: two modules and an embedded config-service, in one process.
+//!
+//! ```sh
+//! cargo run --example quickstart                 # the story on stdout
+//! RUST_LOG=isp_cluster=info cargo run --example quickstart   # plus the library's logs
+//! ```
+//!
+//! `auth` registers; `gateway` requires `auth`, wants the routing table and
+//! has a typed config. The story: registration, the initial config, a config
+//! change pushed and applied, a second `auth` instance appearing and leaving,
+//! and a graceful shutdown.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use isp_cluster::server::ConfigServer;
+use isp_cluster::{
+    config_schema, hide_secrets, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData,
+    HostsChanged, ModuleInfo, RawJson, ReceiverError, RoutesChanged, SessionEvent, TypedConfig,
+};
+use serde::{Deserialize, Serialize};
+
+/// The gateway's remote config.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct GatewayConfig {
+    /// Requests per second per client.
+    rate_limit: u32,
+    /// How the gateway reaches auth.
+    auth: AuthClient,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct AuthClient {
+    timeout_ms: u64,
+    /// A secret: never printed in clear.
+    token: String,
+}
+
+/// What the gateway has seen, for the story to wait on.
+#[derive(Default)]
+struct Seen {
+    config: Option<Arc<GatewayConfig>>,
+    auth_hosts: Vec<String>,
+    routes: usize,
+    active: bool,
+}
+
+/// The gateway's receiver: prints each event as a line of the story.
+struct Gateway {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Actor for Gateway {
+    type Context = Context<Self>;
+}
+
+impl Handler<ConfigChanged<GatewayConfig>> for Gateway {
+    type Result = Result<(), ReceiverError>;
+
+    fn handle(&mut self, msg: ConfigChanged<GatewayConfig>, _: &mut Context<Self>) -> Self::Result {
+        let shown = hide_secrets(&serde_json::to_vec(&*msg.new)?)?;
+        match &msg.previous {
+            None => say(format!(
+                "gateway: initial config {}",
+                String::from_utf8_lossy(&shown)
+            )),
+            Some(previous) => say(format!(
+                "gateway: config changed, rate limit {} -> {}",
+                previous.rate_limit, msg.new.rate_limit
+            )),
+        }
+        self.seen.lock().unwrap().config = Some(msg.new);
+        Ok(())
+    }
+}
+
+impl Handler<HostsChanged> for Gateway {
+    type Result = Result<(), ReceiverError>;
+
+    fn handle(&mut self, msg: HostsChanged, _: &mut Context<Self>) -> Self::Result {
+        say(format!("gateway: {} is at {:?}", msg.module, msg.hosts));
+        self.seen.lock().unwrap().auth_hosts = msg.hosts;
+        Ok(())
+    }
+}
+
+impl Handler<RoutesChanged> for Gateway {
+    type Result = Result<(), ReceiverError>;
+
+    fn handle(&mut self, msg: RoutesChanged, _: &mut Context<Self>) -> Self::Result {
+        let mut names: Vec<&str> = msg.0.iter().map(|b| b.module_name.as_str()).collect();
+        names.sort_unstable();
+        say(format!("gateway: routing table now lists {names:?}"));
+        self.seen.lock().unwrap().routes = msg.0.len();
+        Ok(())
+    }
+}
+
+impl Handler<SessionEvent> for Gateway {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEvent, _: &mut Context<Self>) {
+        match msg {
+            SessionEvent::Active { host } => {
+                say(format!("gateway: registered and ready on {host}"));
+                self.seen.lock().unwrap().active = true;
+            }
+            SessionEvent::Inactive { reason, .. } => say(format!("gateway: inactive: {reason}")),
+        }
+    }
+}
+
+fn say(line: String) {
+    println!("{line}");
+}
+
+/// Waits until `cond` holds (at most 5 s).
+async fn until(seen: &Arc<Mutex<Seen>>, what: &str, cond: impl Fn(&Seen) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond(&seen.lock().unwrap()) {
+        if Instant::now() > deadline {
+            panic!("quickstart: no {what} within 5 s");
+        }
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn auth_module(ip: &str, host: &str) -> ClusterClient {
+    let info = ModuleInfo::new("auth", "1.0.0", AddressConfiguration::new(ip, "9001"));
+    ClusterClient::builder(info, ConfigData::default())
+        .hosts([host])
+        .start()
+        .expect("valid client settings")
+}
+
+#[actix::main]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
+    let started = Instant::now();
+
+    let server = ConfigServer::builder()
+        .listen("127.0.0.1:0")
+        .start()
+        .await
+        .expect("the embedded config-service starts");
+    let host = server.addr().to_string();
+    say(format!("config-service: listening on {host}"));
+
+    let auth = auth_module("10.0.0.11", &host);
+    while server.instances("auth").is_empty() {
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    say("auth: registered at 10.0.0.11:9001".to_owned());
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let gateway_actor = Gateway { seen: seen.clone() }.start();
+    let typed = TypedConfig::new(gateway_actor.clone().recipient())
+        .validate(|c: &GatewayConfig| match c.rate_limit {
+            0 => Err("rate limit must be positive".to_owned()),
+            _ => Ok(()),
+        })
+        .start();
+    let default_config = RawJson::from_value(&GatewayConfig {
+        rate_limit: 10,
+        auth: AuthClient {
+            timeout_ms: 500,
+            token: "s3cr3t-token".to_owned(),
+        },
+    })
+    .expect("serializable");
+    let info = ModuleInfo::new(
+        "gateway",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.21", "8080"),
+    );
+    let gateway = ClusterClient::builder(
+        info,
+        ConfigData::new("1.0.0", config_schema::<GatewayConfig>(), default_config),
+    )
+    .hosts([host.clone()])
+    .remote_config(typed.recipient())
+    .routes(gateway_actor.clone().recipient())
+    .require_module("auth", gateway_actor.clone().recipient())
+    .session_events(gateway_actor.recipient())
+    .start()
+    .expect("valid client settings");
+    until(&seen, "registration", |s| s.active).await;
+    say(format!(
+        "gateway: healthcheck {:?}",
+        gateway.healthcheck().map_err(|e| e.to_string())
+    ));
+
+    say("operator: raising gateway's rate limit to 20".to_owned());
+    let mut config = server.config("gateway").expect("gateway has a config");
+    config["rateLimit"] = 20.into();
+    server.set_config("gateway", config);
+    until(&seen, "config change", |s| {
+        s.config.as_ref().is_some_and(|c| c.rate_limit == 20)
+    })
+    .await;
+
+    say("operator: starting a second auth instance".to_owned());
+    let auth2 = auth_module("10.0.0.12", &host);
+    until(&seen, "second auth instance", |s| s.auth_hosts.len() == 2).await;
+    say("operator: stopping it again".to_owned());
+    auth2.close().await;
+    until(&seen, "auth instance leaving", |s| s.auth_hosts.len() == 1).await;
+
+    say("shutting down: closing sessions with 1000".to_owned());
+    gateway.close().await;
+    auth.close().await;
+    server.stop().await;
+    say(format!("done in {} ms", started.elapsed().as_millis()));
+}
