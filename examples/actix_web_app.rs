@@ -1,0 +1,216 @@
+//! An actix-web service that is a module of the cluster.
+//!
+//! ```sh
+//! cargo run --example actix_web_app                        # embedded config-service
+//! cargo run --example actix_web_app -- --hosts 10.0.0.1:9001,10.0.0.2:9001 --listen 0.0.0.0:8080
+//! ```
+//!
+//! * `GET /hello` answers from the current typed config (hot-applied).
+//! * `GET /health` answers from `ClusterClient::healthcheck()`: 200 or 503.
+//! * `GET /config` shows the config with secrets masked.
+//!
+//! SIGINT or SIGTERM stops the HTTP server, then closes the cluster session
+//! with 1000.
+
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use isp_cluster::server::ConfigServer;
+use isp_cluster::{
+    config_schema, hide_secrets, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData,
+    EndpointDescriptor, ModuleInfo, RawJson, ReceiverError, TypedConfig, TRANSPORT_HTTP,
+};
+use serde::{Deserialize, Serialize};
+
+/// The service's remote config.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Config {
+    /// What `/hello` says.
+    greeting: String,
+    /// Credentials of the database (masked in `/config`).
+    database: Database,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+struct Database {
+    url: String,
+    password: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            greeting: "hello".to_owned(),
+            database: Database {
+                url: "postgres://db:5432/app".to_owned(),
+                password: "change-me".to_owned(),
+            },
+        }
+    }
+}
+
+/// What `/health` reads.
+struct Shared {
+    cluster: ClusterClient,
+}
+
+/// Receives typed configs and publishes them to the handlers, which read
+/// the config in force from a shared `RwLock<Arc<Config>>` swapped whole.
+struct ConfigSink {
+    current: Arc<RwLock<Arc<Config>>>,
+}
+
+impl Actor for ConfigSink {
+    type Context = Context<Self>;
+}
+
+impl Handler<ConfigChanged<Config>> for ConfigSink {
+    type Result = Result<(), ReceiverError>;
+
+    fn handle(&mut self, msg: ConfigChanged<Config>, _: &mut Context<Self>) -> Self::Result {
+        *self.current.write().map_err(|_| "config lock poisoned")? = msg.new;
+        log::info!("config applied");
+        Ok(())
+    }
+}
+
+async fn hello(current: web::Data<RwLock<Arc<Config>>>) -> HttpResponse {
+    let config = current.read().map(|c| c.clone()).unwrap_or_default();
+    HttpResponse::Ok().body(format!("{}\n", config.greeting))
+}
+
+async fn health(shared: web::Data<Shared>) -> HttpResponse {
+    match shared.cluster.healthcheck() {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Err(inactive) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "inactive", "reason": inactive.to_string()})),
+    }
+}
+
+async fn config(current: web::Data<RwLock<Arc<Config>>>) -> HttpResponse {
+    let config = current.read().map(|c| c.clone()).unwrap_or_default();
+    let masked = serde_json::to_vec(&*config)
+        .map_err(|e| e.to_string())
+        .and_then(|json| hide_secrets(&json).map_err(|e| e.to_string()));
+    match masked {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Err(e) => HttpResponse::InternalServerError().body(e),
+    }
+}
+
+struct Args {
+    hosts: Vec<String>,
+    listen: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        hosts: Vec::new(),
+        listen: "127.0.0.1:8080".to_owned(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--hosts" => args.hosts = value.split(',').map(|h| h.trim().to_owned()).collect(),
+            "--listen" => args.listen = value,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = parse_args().map_err(std::io::Error::other)?;
+
+    // No hosts: run against an embedded config-service.
+    let embedded = if args.hosts.is_empty() {
+        let server = ConfigServer::builder().start().await?;
+        log::info!("no --hosts: embedded config-service on {}", server.addr());
+        Some(server)
+    } else {
+        None
+    };
+    let hosts = match &embedded {
+        Some(server) => vec![server.addr().to_string()],
+        None => args.hosts,
+    };
+
+    let listener = std::net::TcpListener::bind(&args.listen)?;
+    let local = listener.local_addr()?;
+    let address = AddressConfiguration::new(local.ip().to_string(), local.port().to_string());
+    let mut info = ModuleInfo::new("web-app", env!("CARGO_PKG_VERSION"), address);
+    info.transport = TRANSPORT_HTTP.to_owned();
+    for path in ["/hello", "/health", "/config"] {
+        let mut endpoint = EndpointDescriptor::new(path);
+        endpoint.http_method = "GET".to_owned();
+        info.endpoints.push(endpoint);
+    }
+
+    let current = Arc::new(RwLock::new(Arc::new(Config::default())));
+    let sink = ConfigSink {
+        current: current.clone(),
+    }
+    .start();
+    let typed = TypedConfig::new(sink.recipient()).start();
+    let default_config = RawJson::from_value(&Config::default()).map_err(std::io::Error::other)?;
+    let cluster = ClusterClient::builder(
+        info,
+        ConfigData::new("1.0.0", config_schema::<Config>(), default_config),
+    )
+    .hosts(hosts)
+    .remote_config(typed.recipient())
+    .start()
+    .map_err(std::io::Error::other)?;
+
+    let shared = web::Data::new(Shared {
+        cluster: cluster.clone(),
+    });
+    let current = web::Data::from(current);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .app_data(current.clone())
+            .route("/hello", web::get().to(hello))
+            .route("/health", web::get().to(health))
+            .route("/config", web::get().to(config))
+    })
+    .disable_signals()
+    .workers(1)
+    .listen(listener)?
+    .run();
+    log::info!("http on http://{local}");
+    let handle = server.handle();
+    let http = actix_web::rt::spawn(server);
+
+    shutdown_signal().await;
+    log::info!("signal received: stopping http, then closing the cluster session");
+    handle.stop(true).await;
+    let _ = http.await;
+    cluster.close().await;
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use actix_web::rt::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            let ctrl_c = Box::pin(actix_web::rt::signal::ctrl_c());
+            let term = Box::pin(async move { term.recv().await });
+            futures_util::future::select(ctrl_c, term).await;
+            return;
+        }
+    }
+    let _ = actix_web::rt::signal::ctrl_c().await;
+}
