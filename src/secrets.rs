@@ -172,7 +172,10 @@ impl fmt::Display for LogPayload<'_> {
     }
 }
 
-/// A scanner over JSON that is known to be valid.
+/// A scanner over JSON that is known to be valid. It keeps the lower-cased
+/// dotted path as bytes and whether the current subtree is secret already
+/// (a path that contains a substring makes every path below it match too),
+/// so each key costs one short search of its own segment only.
 struct Masker<'a> {
     input: &'a [u8],
     pos: usize,
@@ -180,8 +183,8 @@ struct Masker<'a> {
     /// Start of the input not yet copied to `out`.
     copied: usize,
     /// Lower-cased dotted path of the current value.
-    path: String,
-    substrings: &'a [String],
+    path: Vec<u8>,
+    substrings: Vec<&'a [u8]>,
 }
 
 impl<'a> Masker<'a> {
@@ -191,13 +194,13 @@ impl<'a> Masker<'a> {
             pos: 0,
             out: Vec::with_capacity(input.len()),
             copied: 0,
-            path: String::new(),
-            substrings,
+            path: Vec::with_capacity(64),
+            substrings: substrings.iter().map(|s| s.as_bytes()).collect(),
         }
     }
 
     fn run(mut self) -> Vec<u8> {
-        self.value();
+        self.value(false);
         self.out.extend_from_slice(&self.input[self.copied..]);
         self.out
     }
@@ -216,16 +219,16 @@ impl<'a> Masker<'a> {
         self.input.get(self.pos).copied().unwrap_or(0)
     }
 
-    fn value(&mut self) {
+    fn value(&mut self, secret: bool) {
         self.skip_ws();
         match self.peek() {
-            b'{' => self.object(),
-            b'[' => self.array(),
+            b'{' => self.object(secret),
+            b'[' => self.array(secret),
             _ => {
                 let start = self.pos;
                 let empty_string = self.input.get(start..start + 2) == Some(b"\"\"");
                 self.scalar();
-                if !empty_string && self.path_is_secret() {
+                if secret && !empty_string {
                     self.out.extend_from_slice(&self.input[self.copied..start]);
                     self.out.extend_from_slice(MASK);
                     self.copied = self.pos;
@@ -234,15 +237,27 @@ impl<'a> Masker<'a> {
         }
     }
 
-    fn path_is_secret(&self) -> bool {
-        !self.path.is_empty()
-            && self
-                .substrings
-                .iter()
-                .any(|s| self.path.contains(s.as_str()))
+    /// Whether a substring occurs in the path and ends inside the segment
+    /// that starts at `segment` (earlier matches were found before).
+    fn segment_matches(&self, segment: usize) -> bool {
+        self.substrings.iter().any(|sub| {
+            let from = segment.saturating_sub(sub.len().saturating_sub(1));
+            contains(&self.path[from..], sub)
+        })
     }
 
-    fn object(&mut self) {
+    /// Appends `.segment` (or `segment` at the top) and says whether the new
+    /// path is secret.
+    fn push_segment(&mut self, parent_secret: bool, push: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let start = self.path.len();
+        if !self.path.is_empty() {
+            self.path.push(b'.');
+        }
+        push(&mut self.path);
+        parent_secret || self.segment_matches(start)
+    }
+
+    fn object(&mut self, secret: bool) {
         self.pos += 1; // {
         loop {
             self.skip_ws();
@@ -266,15 +281,15 @@ impl<'a> Masker<'a> {
             self.string();
             let key = &self.input[key_start..self.pos];
             let saved = self.path.len();
-            self.push_key(key);
+            let child_secret = self.push_segment(secret, |path| push_lowercase_key(path, key));
             self.skip_ws();
             self.pos += 1; // :
-            self.value();
+            self.value(child_secret);
             self.path.truncate(saved);
         }
     }
 
-    fn array(&mut self) {
+    fn array(&mut self, secret: bool) {
         self.pos += 1; // [
         let mut index = 0usize;
         loop {
@@ -292,27 +307,10 @@ impl<'a> Masker<'a> {
                 _ => {}
             }
             let saved = self.path.len();
-            if !self.path.is_empty() {
-                self.path.push('.');
-            }
-            self.path.push_str(&index.to_string());
-            self.value();
+            let child_secret = self.push_segment(secret, |path| push_decimal(path, index));
+            self.value(child_secret);
             self.path.truncate(saved);
             index += 1;
-        }
-    }
-
-    fn push_key(&mut self, quoted: &[u8]) {
-        if !self.path.is_empty() {
-            self.path.push('.');
-        }
-        let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
-        if inner.contains(&b'\\') {
-            let key: String = serde_json::from_slice(quoted).unwrap_or_default();
-            self.path.push_str(&key.to_lowercase());
-        } else {
-            let key = String::from_utf8_lossy(inner);
-            self.path.push_str(&key.to_lowercase());
         }
     }
 
@@ -340,6 +338,40 @@ impl<'a> Masker<'a> {
                 _ => {}
             }
         }
+    }
+}
+
+/// Appends a quoted JSON key, unescaped and lower-cased.
+fn push_lowercase_key(path: &mut Vec<u8>, quoted: &[u8]) {
+    let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
+    if inner.is_ascii() && !inner.contains(&b'\\') {
+        path.extend(inner.iter().map(u8::to_ascii_lowercase));
+    } else {
+        let key: String = serde_json::from_slice(quoted).unwrap_or_default();
+        path.extend_from_slice(key.to_lowercase().as_bytes());
+    }
+}
+
+fn push_decimal(path: &mut Vec<u8>, mut n: usize) {
+    let start = path.len();
+    loop {
+        path.push(b'0' + (n % 10) as u8);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    path[start..].reverse();
+}
+
+/// Naive search: haystacks are short path tails, where it beats a searcher's
+/// setup cost.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    match needle.first() {
+        None => true,
+        Some(&first) => haystack
+            .windows(needle.len())
+            .any(|w| w[0] == first && w == needle),
     }
 }
 
