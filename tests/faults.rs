@@ -741,7 +741,8 @@ async fn stopping_the_actix_system_in_every_handshake_state_neither_panics_nor_h
     })
     .await;
     let active = ScriptedPeer::start(|conn| good(conn, "{}")).await;
-    let cases: [(&ScriptedPeer, fn(&SessionState) -> bool); 5] = [
+    type Reached = fn(&SessionState) -> bool;
+    let cases: [(&ScriptedPeer, Reached); 5] = [
         (&connecting, |s| *s == SessionState::Connecting),
         (&registering, |s| *s == SessionState::Handshaking),
         (&awaiting, |s| *s == SessionState::Handshaking),

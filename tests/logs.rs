@@ -62,7 +62,11 @@ async fn no_secret_value_appears_in_any_log_line() {
         .start()
         .await
         .unwrap();
-    let info = ModuleInfo::new("vault", "1.0.0", AddressConfiguration::new("10.0.0.7", "9007"));
+    let info = ModuleInfo::new(
+        "vault",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.7", "9007"),
+    );
     let schema = RawJson::from_value(&json!({
         "title": "Remote config",
         "properties": {"password": {"type": "string", "default": "schema-default-pw"}},
@@ -91,14 +95,22 @@ async fn no_secret_value_appears_in_any_log_line() {
     let peer = ScriptedPeer::start(|mut conn| async move {
         conn.upgrade().await;
         conn.handshake(r#"{"token":"tok-456-value"}"#).await;
-        conn.send_event(CONFIG_SEND_CONFIG_CHANGED, r#"{"password":"unparseable-secret""#)
+        conn.send_event(
+            CONFIG_SEND_CONFIG_CHANGED,
+            r#"{"password":"unparseable-secret""#,
+        )
+        .await;
+        conn.send_event(CONFIG_SEND_ROUTES_CHANGED, r#"[{"moduleName":"#)
             .await;
-        conn.send_event(CONFIG_SEND_ROUTES_CHANGED, r#"[{"moduleName":"#).await;
         conn.until_closed().await;
     })
     .await;
     let (rec, _) = Recorder::start_new();
-    let info = ModuleInfo::new("vault", "1.0.0", AddressConfiguration::new("10.0.0.7", "9007"));
+    let info = ModuleInfo::new(
+        "vault",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.7", "9007"),
+    );
     let client = ClusterClient::builder(info, ConfigData::default())
         .hosts([peer.host()])
         .remote_config(rec.clone().recipient())
@@ -123,10 +135,14 @@ async fn no_secret_value_appears_in_any_log_line() {
     }
     // The payload path was exercised: masked payloads were logged at debug.
     assert!(
-        lines.iter().any(|l| l.starts_with("DEBUG") && l.contains(r#""password":"***""#)),
+        lines
+            .iter()
+            .any(|l| l.starts_with("DEBUG") && l.contains(r#""password":"***""#)),
         "no masked payload logged"
     );
-    assert!(lines.iter().any(|l| l.contains("bytes hidden: not a json object")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("bytes hidden: not a json object")));
     // Payloads only at debug or below.
     for line in &lines {
         if line.starts_with("INFO") || line.starts_with("WARN") || line.starts_with("ERROR") {

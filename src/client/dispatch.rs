@@ -129,9 +129,12 @@ mod tests {
     use super::*;
 
     fn classify_str(frame: &'static str) -> Incoming {
-        classify(Bytes::from_static(frame.as_bytes()), ["auth", "billing"].into_iter())
-            .unwrap()
-            .1
+        classify(
+            Bytes::from_static(frame.as_bytes()),
+            ["auth", "billing"].into_iter(),
+        )
+        .unwrap()
+        .1
     }
 
     #[test]
@@ -142,7 +145,11 @@ mod tests {
         ));
         assert!(matches!(
             classify_str(r#"CONFIG:SEND_CONFIG_WHEN_CONNECTED||0||{"a":1}"#),
-            Incoming::Config { initial: true, config: Ok(_), .. }
+            Incoming::Config {
+                initial: true,
+                config: Ok(_),
+                ..
+            }
         ));
         assert!(matches!(
             classify_str("CONFIG:SEND_CONFIG_CHANGED||0||{bad"),
@@ -166,7 +173,10 @@ mod tests {
             classify_str("ERROR_CONFIG||0||no config"),
             Incoming::ServerError { event: "ERROR_CONFIG", ref text } if text == "no config"
         ));
-        assert!(matches!(classify_str("other_MODULE_CONNECTED||0||[]"), Incoming::Unknown));
+        assert!(matches!(
+            classify_str("other_MODULE_CONNECTED||0||[]"),
+            Incoming::Unknown
+        ));
         assert!(matches!(classify_str("WHATEVER||0"), Incoming::Unknown));
     }
 

@@ -446,7 +446,11 @@ impl Session {
     // ---- incoming events --------------------------------------------------
 
     fn on_message(&mut self, message: Bytes, ctx: &mut Context<Self>) {
-        let required = self.settings.module_receivers.iter().map(|(m, _)| m.as_str());
+        let required = self
+            .settings
+            .module_receivers
+            .iter()
+            .map(|(m, _)| m.as_str());
         let (event, incoming) = match classify(message, required) {
             Ok(classified) => classified,
             Err(e) => {
@@ -528,7 +532,8 @@ impl Session {
             log::debug!("{} no config receiver; {event} dropped", self.tag());
             return;
         };
-        lane.queue.push_back((RemoteConfig { data, initial }, event));
+        lane.queue
+            .push_back((RemoteConfig { data, initial }, event));
         self.arrived(Kind::Config);
         self.pump_config(ctx);
     }

@@ -169,23 +169,21 @@ impl Conn {
     /// The next frame, answering pings unless told not to. Reassembles
     /// nothing: the client sends whole messages.
     pub async fn recv(&mut self) -> Received {
-        loop {
-            let next = self.framed().next().await;
-            match next {
-                Some(Ok(Frame::Text(data))) | Some(Ok(Frame::Binary(data))) => {
-                    return Received::Event(Event::decode(data).expect("client frames decode"))
-                }
-                Some(Ok(Frame::Ping(data))) => {
-                    if self.answer_pings {
-                        let _ = self.framed().send(ws::Message::Pong(data)).await;
-                    }
-                    return Received::Ping;
-                }
-                Some(Ok(Frame::Pong(_))) => return Received::Pong,
-                Some(Ok(Frame::Close(reason))) => return Received::Close(reason),
-                Some(Ok(Frame::Continuation(_))) => panic!("client sent a fragment"),
-                Some(Err(_)) | None => return Received::Eof,
+        let next = self.framed().next().await;
+        match next {
+            Some(Ok(Frame::Text(data))) | Some(Ok(Frame::Binary(data))) => {
+                Received::Event(Event::decode(data).expect("client frames decode"))
             }
+            Some(Ok(Frame::Ping(data))) => {
+                if self.answer_pings {
+                    let _ = self.framed().send(ws::Message::Pong(data)).await;
+                }
+                Received::Ping
+            }
+            Some(Ok(Frame::Pong(_))) => Received::Pong,
+            Some(Ok(Frame::Close(reason))) => Received::Close(reason),
+            Some(Ok(Frame::Continuation(_))) => panic!("client sent a fragment"),
+            Some(Err(_)) | None => Received::Eof,
         }
     }
 

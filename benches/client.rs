@@ -1,0 +1,200 @@
+//! Client latencies against the embedded config-service over loopback:
+//! handshake, config push → receiver, failover.
+//!
+//! ```sh
+//! cargo bench --bench client
+//! ```
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use isp_cluster::server::ConfigServer;
+use isp_cluster::{
+    AddressConfiguration, ClusterClient, ClusterClientBuilder, ConfigData, HostsChanged,
+    ModuleInfo, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
+};
+use tokio::sync::mpsc;
+
+/// Signals every delivery on a channel.
+struct Probe {
+    configs: mpsc::UnboundedSender<usize>,
+    active: mpsc::UnboundedSender<String>,
+}
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<RemoteConfig> for Probe {
+    type Result = Result<(), ReceiverError>;
+    fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
+        let _ = self.configs.send(msg.data.len());
+        Ok(())
+    }
+}
+
+impl Handler<RoutesChanged> for Probe {
+    type Result = Result<(), ReceiverError>;
+    fn handle(&mut self, _: RoutesChanged, _: &mut Context<Self>) -> Self::Result {
+        Ok(())
+    }
+}
+
+impl Handler<HostsChanged> for Probe {
+    type Result = Result<(), ReceiverError>;
+    fn handle(&mut self, _: HostsChanged, _: &mut Context<Self>) -> Self::Result {
+        Ok(())
+    }
+}
+
+impl Handler<SessionEvent> for Probe {
+    type Result = ();
+    fn handle(&mut self, msg: SessionEvent, _: &mut Context<Self>) {
+        if let SessionEvent::Active { host } = msg {
+            let _ = self.active.send(host);
+        }
+    }
+}
+
+struct Wired {
+    configs: mpsc::UnboundedReceiver<usize>,
+    active: mpsc::UnboundedReceiver<String>,
+    builder: ClusterClientBuilder,
+}
+
+/// A module with every receiver set, wired to a probe.
+fn wired(name: &str) -> Wired {
+    let (config_tx, configs) = mpsc::unbounded_channel();
+    let (active_tx, active) = mpsc::unbounded_channel();
+    let probe = Probe {
+        configs: config_tx,
+        active: active_tx,
+    }
+    .start();
+    let info = ModuleInfo::new(name, "1.0.0", AddressConfiguration::new("10.0.0.1", "9000"));
+    let builder = ClusterClient::builder(info, ConfigData::default())
+        .remote_config(probe.clone().recipient())
+        .routes(probe.clone().recipient())
+        .require_module("auth", probe.clone().recipient())
+        .session_events(probe.recipient());
+    Wired {
+        configs,
+        active,
+        builder,
+    }
+}
+
+fn config_of(size: usize) -> Vec<u8> {
+    let pad = "x".repeat(size.saturating_sub(30));
+    format!(r#"{{"n":0,"pad":"{pad}"}}"#).into_bytes()
+}
+
+fn handshake(c: &mut Criterion) {
+    let system = System::new();
+    let server = system.block_on(ConfigServer::builder().start()).unwrap();
+    let host = server.addr().to_string();
+    c.bench_function("handshake: start to active, all receivers", |b| {
+        b.iter_custom(|iters| {
+            system.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut w = wired("bench-handshake");
+                    let started = Instant::now();
+                    let client = w.builder.hosts([host.clone()]).start().unwrap();
+                    w.active.recv().await.unwrap();
+                    total += started.elapsed();
+                    client.close().await;
+                }
+                total
+            })
+        })
+    });
+    system.block_on(server.stop());
+}
+
+fn config_latency(c: &mut Criterion) {
+    let system = System::new();
+    let server = system.block_on(ConfigServer::builder().start()).unwrap();
+    let mut w = system.block_on(async { wired("bench-config") });
+    let client = w
+        .builder
+        .hosts([server.addr().to_string()])
+        .start()
+        .unwrap();
+    system.block_on(async {
+        w.active.recv().await.unwrap();
+        w.configs.recv().await.unwrap();
+    });
+    let mut group = c.benchmark_group("config push to receiver");
+    for (size, label) in [(1024, "1KiB"), (1024 * 1024, "1MiB")] {
+        let config = config_of(size);
+        group.throughput(Throughput::Bytes(config.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(label), &config, |b, config| {
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let started = Instant::now();
+                        server.set_config_raw("bench-config", config).unwrap();
+                        w.configs.recv().await.unwrap();
+                        total += started.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+    }
+    group.finish();
+    system.block_on(async {
+        client.close().await;
+        server.stop().await;
+    });
+}
+
+fn failover(c: &mut Criterion) {
+    let system = System::new();
+    let (a, b) = system.block_on(async {
+        (
+            ConfigServer::builder().start().await.unwrap(),
+            ConfigServer::builder().start().await.unwrap(),
+        )
+    });
+    let mut w = system.block_on(async { wired("bench-failover") });
+    let client = w
+        .builder
+        .hosts([a.addr().to_string(), b.addr().to_string()])
+        .start()
+        .unwrap();
+    let mut on = system.block_on(w.active.recv()).unwrap();
+    c.bench_function(
+        "failover: active node drops, active on the other",
+        |bench| {
+            bench.iter_custom(|iters| {
+                system.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let dropping = if on == a.addr().to_string() { &a } else { &b };
+                        let started = Instant::now();
+                        dropping.drop_all_sessions();
+                        on = w.active.recv().await.unwrap();
+                        total += started.elapsed();
+                    }
+                    total
+                })
+            })
+        },
+    );
+    system.block_on(async {
+        client.close().await;
+        a.stop().await;
+        b.stop().await;
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(5));
+    targets = handshake, config_latency, failover
+}
+criterion_main!(benches);

@@ -1,0 +1,310 @@
+//! The embedded config-service: an isp-config-service that runs in-process.
+//!
+//! A development and test server speaking the module protocol of
+//! PROTOCOL.md §1–5 on `GET /isp-etp/?module_name=<name>`, with modules,
+//! configs, schemas, live instances and routes held in memory. It is what the
+//! examples run against and what integration tests — ours and our users' —
+//! use as the cluster. Production is the real isp-config-service.
+//!
+//! ```no_run
+//! use isp_cluster::server::ConfigServer;
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! // Inside a running actix System (e.g. `#[actix::test]`):
+//! let server = ConfigServer::builder()
+//!     .listen("127.0.0.1:0")
+//!     .config("orders", serde_json::json!({"dbPort": 5432}))
+//!     .start()
+//!     .await?;
+//! let host = server.addr().to_string(); // give this to the client
+//! // ... the module connects and becomes ready ...
+//! server.set_config("orders", serde_json::json!({"dbPort": 5433})); // pushed at once
+//! server.stop().await; // every session closed with 1000
+//! # let _ = host;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The same listener serves a small JSON admin API:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /admin/modules` | every known module with its live instances |
+//! | `GET /admin/config/{module}` | the module's active config (404 if none) |
+//! | `PUT /admin/config/{module}` | body = new config; stored and pushed (400 if not JSON) |
+//! | `GET /admin/schema/{module}` | the schema the module sent (404 if none) |
+//! | `GET /admin/routes` | the routing table |
+
+mod admin;
+mod session;
+mod state;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{dev::ServerHandle, web, App, HttpServer};
+use bytestring::ByteString;
+
+use crate::types::{BackendDeclaration, RoutingConfig};
+use state::Shared;
+
+/// The read limit of a WebSocket message, as the production service (4 MiB).
+pub const DEFAULT_READ_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The address the builder listens on unless told otherwise: loopback, an
+/// ephemeral port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
+
+/// The path of the ETP endpoint (the trailing slash is part of it).
+pub const ETP_PATH: &str = "/isp-etp/";
+
+/// How long a graceful shutdown (not used by [`ConfigServer::stop`]) lets
+/// connections finish, in seconds.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
+
+/// How long [`ConfigServer::stop`] lets the close frames reach the sockets
+/// after the sessions have ended.
+const CLOSE_FLUSH_WAIT: Duration = Duration::from_millis(20);
+
+/// How long [`ConfigServer::stop`] waits for sessions to end after their
+/// close frame before stopping the listener.
+const SESSIONS_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// How often [`ConfigServer::stop`] checks that sessions have ended.
+const STOP_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// A close frame sent by a client, kept by the server for tests to assert
+/// how a module left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedSession {
+    /// The module of the session.
+    pub module: String,
+    /// The close code the client sent; `None` for a close frame without one.
+    pub code: Option<u16>,
+    /// The close reason the client sent (empty when none).
+    pub reason: String,
+}
+
+/// Configures and starts a [`ConfigServer`].
+#[derive(Debug, Clone)]
+pub struct ConfigServerBuilder {
+    listen: String,
+    read_limit: usize,
+    workers: usize,
+    configs: Vec<(String, ByteString)>,
+}
+
+impl Default for ConfigServerBuilder {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            read_limit: DEFAULT_READ_LIMIT,
+            workers: 1,
+            configs: Vec::new(),
+        }
+    }
+}
+
+impl ConfigServerBuilder {
+    /// The address to listen on, `ip:port` (default [`DEFAULT_LISTEN`]; port
+    /// `0` picks a free one, see [`ConfigServer::addr`]).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = addr.into();
+        self
+    }
+
+    /// The largest WebSocket message (after reassembly of fragments) and
+    /// admin request body accepted, in bytes (default
+    /// [`DEFAULT_READ_LIMIT`]). A session sending more is closed with 1009.
+    pub fn read_limit(mut self, bytes: usize) -> Self {
+        self.read_limit = bytes.max(1);
+        self
+    }
+
+    /// How many worker threads serve connections (default 1; a development
+    /// server rarely needs more).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// A module's initial config, active before the module connects.
+    pub fn config(mut self, module: impl Into<String>, config: serde_json::Value) -> Self {
+        self.configs
+            .push((module.into(), ByteString::from(config.to_string())));
+        self
+    }
+
+    /// Binds the listener and starts serving. Must be called inside a running
+    /// actix System (e.g. `#[actix::main]`, `#[actix::test]`); returns an
+    /// error otherwise, or when the address cannot be bound.
+    pub async fn start(self) -> io::Result<ConfigServer> {
+        if actix::System::try_current().is_none() {
+            return Err(io::Error::other(
+                "the config server must be started inside a running actix system",
+            ));
+        }
+        let shared = Arc::new(Shared::new(self.read_limit));
+        {
+            let mut state = shared.lock();
+            for (module, config) in self.configs {
+                state.set_config(&module, config);
+            }
+        }
+        let data = web::Data::from(Arc::clone(&shared));
+        let read_limit = self.read_limit;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(read_limit))
+                .route(ETP_PATH, web::get().to(session::etp_endpoint))
+                .route("/isp-etp", web::get().to(session::etp_endpoint))
+                .service(admin::scope())
+        })
+        .workers(self.workers)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .bind(self.listen.as_str())?;
+        let addr = server.addrs().first().copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, "no address was bound")
+        })?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        log::info!("config server listening on {addr}");
+        Ok(ConfigServer {
+            shared,
+            addr,
+            handle,
+        })
+    }
+}
+
+/// A running embedded config-service; a cheap handle, clone it freely.
+///
+/// Every method but [`ConfigServer::stop`] is synchronous and may be called
+/// from any thread.
+#[derive(Clone)]
+pub struct ConfigServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl fmt::Debug for ConfigServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigServer")
+            .field("addr", &self.addr)
+            .field("sessions", &self.shared.lock().total_sessions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigServer {
+    /// A builder with the defaults.
+    pub fn builder() -> ConfigServerBuilder {
+        ConfigServerBuilder::default()
+    }
+
+    /// The address the server listens on (with the real port when the
+    /// builder asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stores `config` as the module's active config and pushes
+    /// `CONFIG:SEND_CONFIG_CHANGED` to every session of the module that has
+    /// sent its schema.
+    pub fn set_config(&self, module: &str, config: serde_json::Value) {
+        let text = ByteString::from(config.to_string());
+        self.shared.lock().set_config(module, text);
+    }
+
+    /// Like [`ConfigServer::set_config`], from JSON text, which is stored and
+    /// pushed byte for byte. Invalid JSON is refused and changes nothing.
+    pub fn set_config_raw(
+        &self,
+        module: &str,
+        config: impl AsRef<[u8]>,
+    ) -> Result<(), serde_json::Error> {
+        let text = state::json_text(config.as_ref())?;
+        self.shared.lock().set_config(module, text);
+        Ok(())
+    }
+
+    /// The module's active config.
+    pub fn config(&self, module: &str) -> Option<serde_json::Value> {
+        let text = self.shared.lock().config(module)?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The config schema the module sent last.
+    pub fn schema(&self, module: &str) -> Option<serde_json::Value> {
+        let text = self.shared.lock().schema(module)?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The live (ready) instances of a module, in connection order.
+    pub fn instances(&self, module: &str) -> Vec<BackendDeclaration> {
+        self.shared.lock().instances(module)
+    }
+
+    /// The routing table: every live instance of every module.
+    pub fn routes(&self) -> RoutingConfig {
+        self.shared.lock().routes()
+    }
+
+    /// How many WebSocket sessions of the module are open, ready or not.
+    pub fn session_count(&self, module: &str) -> usize {
+        self.shared.lock().session_count(module)
+    }
+
+    /// Ends every session of the module abruptly: the TCP connection is
+    /// closed without a close frame, as when a node crashes.
+    pub fn drop_sessions(&self, module: &str) {
+        self.shared.lock().abort_sessions(Some(module));
+    }
+
+    /// Ends every session abruptly, see [`ConfigServer::drop_sessions`].
+    pub fn drop_all_sessions(&self) {
+        self.shared.lock().abort_sessions(None);
+    }
+
+    /// While frozen, the module's sessions ignore every incoming frame, pings
+    /// and close frames included, and send nothing: a half-open connection,
+    /// for liveness tests. Applies to sessions that connect later too.
+    pub fn set_frozen(&self, module: &str, frozen: bool) {
+        self.shared.lock().set_frozen(module, frozen);
+    }
+
+    /// While set, the server answers `event` from `module` with the ack text
+    /// `error` instead of `ok` and does not apply it (e.g. `"missing variables
+    /// in initial config: [x]"`). `None` clears it.
+    pub fn fail_event(&self, module: &str, event: &str, error: Option<&str>) {
+        self.shared.lock().fail_event(module, event, error);
+    }
+
+    /// Every close frame a client has sent so far, oldest first.
+    pub fn closed_sessions(&self) -> Vec<ClosedSession> {
+        self.shared.lock().closed_sessions()
+    }
+
+    /// Closes every session with close frame 1000 and stops the listener.
+    pub async fn stop(&self) {
+        self.shared.lock().close_sessions();
+        // After its last frame, actix-http keeps a WebSocket connection open
+        // for up to a second draining it, and a graceful stop waits for that.
+        // Instead: wait until every session has ended (its close frame is
+        // written by then), give the writes a moment, then stop at once.
+        let deadline = Instant::now() + SESSIONS_CLOSE_WAIT;
+        while self.shared.lock().total_sessions() > 0 && Instant::now() < deadline {
+            actix_web::rt::time::sleep(STOP_POLL_INTERVAL).await;
+        }
+        actix_web::rt::time::sleep(CLOSE_FLUSH_WAIT).await;
+        self.handle.stop(false).await;
+        log::info!("config server on {} stopped", self.addr);
+    }
+}
