@@ -137,6 +137,12 @@ impl OfflineClient {
                 source,
             });
         }
+        if let Err(e) = std::str::from_utf8(&data) {
+            return Err(OfflineError::InvalidJson {
+                path: self.path.clone(),
+                source: serde::de::Error::custom(format!("invalid utf-8: {e}")),
+            });
+        }
         let initial = !self.delivered.load(Ordering::Acquire);
         let config = RemoteConfig::new(Bytes::from(data), initial);
         match self

@@ -60,6 +60,8 @@ pub enum HideSecretsError {
     InvalidJson(serde_json::Error),
     /// Arrays and objects nest deeper than [`MAX_NESTING`].
     TooDeep,
+    /// The document is not UTF-8 (JSON text must be).
+    NotUtf8(std::str::Utf8Error),
 }
 
 impl fmt::Display for HideSecretsError {
@@ -70,6 +72,7 @@ impl fmt::Display for HideSecretsError {
                 f,
                 "cannot mask secrets: json nests deeper than {MAX_NESTING} levels"
             ),
+            Self::NotUtf8(e) => write!(f, "cannot mask secrets: invalid utf-8: {e}"),
         }
     }
 }
@@ -79,6 +82,7 @@ impl std::error::Error for HideSecretsError {
         match self {
             Self::InvalidJson(e) => Some(e),
             Self::TooDeep => None,
+            Self::NotUtf8(e) => Some(e),
         }
     }
 }
@@ -98,6 +102,8 @@ impl std::error::Error for HideSecretsError {
 /// An error only when `json` is not valid JSON (or nests deeper than
 /// [`MAX_NESTING`]).
 pub fn hide_secrets(json: &[u8]) -> Result<Vec<u8>, HideSecretsError> {
+    // serde_json does not check the UTF-8 of strings it skips.
+    std::str::from_utf8(json).map_err(HideSecretsError::NotUtf8)?;
     serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(HideSecretsError::InvalidJson)?;
     if nesting_exceeds(json, MAX_NESTING) {
         return Err(HideSecretsError::TooDeep);
@@ -157,11 +163,14 @@ impl fmt::Display for LogPayload<'_> {
         }
         match hide_secrets(self.0) {
             Ok(masked) => {
-                let shown = masked.len().min(LOG_PREVIEW_LEN);
-                // Masking only replaces whole values, so `masked` is UTF-8
-                // when the input is; cut on a char boundary all the same.
-                let text = String::from_utf8_lossy(&masked[..shown]);
-                f.write_str(&text)?;
+                // Masking replaces whole values of UTF-8 input, so the
+                // output is UTF-8; cut it on a char boundary.
+                let text = String::from_utf8_lossy(&masked);
+                let mut shown = text.len().min(LOG_PREVIEW_LEN);
+                while !text.is_char_boundary(shown) {
+                    shown -= 1;
+                }
+                f.write_str(&text[..shown])?;
                 if masked.len() > shown {
                     write!(f, "… ({} more bytes)", masked.len() - shown)?;
                 }
@@ -170,6 +179,15 @@ impl fmt::Display for LogPayload<'_> {
             Err(_) => write!(f, "<{} bytes hidden: not valid json>", self.0.len()),
         }
     }
+}
+
+/// Whether `data` is one JSON document in UTF-8 (serde_json alone does not
+/// check the UTF-8 of the strings it skips).
+pub(crate) fn is_valid_json(data: &[u8]) -> Result<(), String> {
+    std::str::from_utf8(data).map_err(|e| format!("invalid utf-8: {e}"))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(data)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A scanner over JSON that is known to be valid. It keeps the lower-cased
@@ -449,6 +467,14 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_inside_strings_is_an_error() {
+        let err = hide_secrets(b"{\"password\":\"\xff\"}").unwrap_err();
+        assert!(matches!(err, HideSecretsError::NotUtf8(_)), "{err}");
+        assert!(is_valid_json(b"[\"\xc3\"]").is_err());
+        assert!(is_valid_json("[\"é\"]".as_bytes()).is_ok());
+    }
+
+    #[test]
     fn invalid_json_is_an_error() {
         for bad in [
             &b""[..],
@@ -456,7 +482,6 @@ mod tests {
             b"{\"a\":}",
             b"password=x",
             b"[1,]",
-            b"\xff",
             b"{} {}",
         ] {
             let err = hide_secrets(bad).unwrap_err();
@@ -487,6 +512,8 @@ mod tests {
         assert_eq!(shown, "<21 bytes hidden: not valid json>");
         let shown = LogPayload(br#" "password=hunter2" "#).to_string();
         assert_eq!(shown, "<20 bytes hidden: not a json object>");
+        let shown = LogPayload(b"{\"a\":\"\xff\xfe\"}").to_string();
+        assert_eq!(shown, "<10 bytes hidden: not valid json>");
         let shown = LogPayload(br#"["hunter2"]"#).to_string();
         assert_eq!(shown, "<11 bytes hidden: not a json object>");
     }

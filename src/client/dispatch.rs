@@ -56,8 +56,8 @@ fn classify_event<'a>(event: &Event, mut required: impl Iterator<Item = &'a str>
     let config = |event_name: &'static str, initial: bool| Incoming::Config {
         event: event_name,
         initial,
-        config: match serde_json::from_slice::<serde::de::IgnoredAny>(&event.data) {
-            Ok(_) => Ok(event.data.clone()),
+        config: match crate::secrets::is_valid_json(&event.data) {
+            Ok(()) => Ok(event.data.clone()),
             Err(e) => Err(format!(
                 "{event_name}: config is not valid json ({e}); {} bytes not delivered",
                 event.data.len()
@@ -178,6 +178,24 @@ mod tests {
             Incoming::Unknown
         ));
         assert!(matches!(classify_str("WHATEVER||0"), Incoming::Unknown));
+    }
+
+    #[test]
+    fn config_with_invalid_utf8_in_a_string_is_not_valid_json() {
+        // Found by the session_frame fuzz target: serde_json skips strings
+        // without checking their UTF-8, and the log preview then grew past
+        // its bound when the bytes were shown lossily.
+        let mut frame = b"CONFIG:SEND_CONFIG_CHANGED||0||{\"a\":\"".to_vec();
+        frame.extend(std::iter::repeat_n(0xffu8, 3000));
+        frame.extend_from_slice(b"\"}");
+        let incoming = classify(Bytes::from(frame.clone()), std::iter::empty())
+            .unwrap()
+            .1;
+        assert!(matches!(
+            incoming,
+            Incoming::Config { config: Err(ref e), .. } if e.contains("invalid utf-8")
+        ));
+        fuzz_frame(&frame);
     }
 
     #[test]
