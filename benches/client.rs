@@ -85,6 +85,11 @@ fn wired(name: &str) -> Wired {
     }
 }
 
+/// A builder left in place of one that was started.
+fn placeholder() -> ClusterClientBuilder {
+    ClusterClient::builder(ModuleInfo::default(), ConfigData::default())
+}
+
 fn config_of(size: usize) -> Vec<u8> {
     let pad = "x".repeat(size.saturating_sub(30));
     format!(r#"{{"n":0,"pad":"{pad}"}}"#).into_bytes()
@@ -116,15 +121,14 @@ fn handshake(c: &mut Criterion) {
 fn config_latency(c: &mut Criterion) {
     let system = System::new();
     let server = system.block_on(ConfigServer::builder().start()).unwrap();
-    let mut w = system.block_on(async { wired("bench-config") });
-    let client = w
-        .builder
-        .hosts([server.addr().to_string()])
-        .start()
-        .unwrap();
-    system.block_on(async {
+    let host = server.addr().to_string();
+    let (client, mut w) = system.block_on(async {
+        let mut w = wired("bench-config");
+        let builder = std::mem::replace(&mut w.builder, placeholder());
+        let client = builder.hosts([host]).start().unwrap();
         w.active.recv().await.unwrap();
         w.configs.recv().await.unwrap();
+        (client, w)
     });
     let mut group = c.benchmark_group("config push to receiver");
     for (size, label) in [(1024, "1KiB"), (1024 * 1024, "1MiB")] {
@@ -160,13 +164,14 @@ fn failover(c: &mut Criterion) {
             ConfigServer::builder().start().await.unwrap(),
         )
     });
-    let mut w = system.block_on(async { wired("bench-failover") });
-    let client = w
-        .builder
-        .hosts([a.addr().to_string(), b.addr().to_string()])
-        .start()
-        .unwrap();
-    let mut on = system.block_on(w.active.recv()).unwrap();
+    let hosts = [a.addr().to_string(), b.addr().to_string()];
+    let (client, mut w, mut on) = system.block_on(async {
+        let mut w = wired("bench-failover");
+        let builder = std::mem::replace(&mut w.builder, placeholder());
+        let client = builder.hosts(hosts).start().unwrap();
+        let on = w.active.recv().await.unwrap();
+        (client, w, on)
+    });
     c.bench_function(
         "failover: active node drops, active on the other",
         |bench| {

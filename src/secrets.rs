@@ -105,41 +105,10 @@ pub fn hide_secrets(json: &[u8]) -> Result<Vec<u8>, HideSecretsError> {
     // serde_json does not check the UTF-8 of strings it skips.
     std::str::from_utf8(json).map_err(HideSecretsError::NotUtf8)?;
     serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(HideSecretsError::InvalidJson)?;
-    if nesting_exceeds(json, MAX_NESTING) {
-        return Err(HideSecretsError::TooDeep);
-    }
     let substrings = SUBSTRINGS.read().unwrap_or_else(|e| e.into_inner());
-    Ok(Masker::new(json, &substrings).run())
-}
-
-/// Whether valid JSON nests arrays and objects deeper than `max`.
-fn nesting_exceeds(json: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
+    Masker::new(json, &substrings)
+        .run()
+        .ok_or(HideSecretsError::TooDeep)
 }
 
 /// A config or schema payload made safe for a log line: secrets masked, at
@@ -203,6 +172,8 @@ struct Masker<'a> {
     /// Lower-cased dotted path of the current value.
     path: Vec<u8>,
     substrings: Vec<&'a [u8]>,
+    depth: usize,
+    too_deep: bool,
 }
 
 impl<'a> Masker<'a> {
@@ -214,13 +185,30 @@ impl<'a> Masker<'a> {
             copied: 0,
             path: Vec::with_capacity(64),
             substrings: substrings.iter().map(|s| s.as_bytes()).collect(),
+            depth: 0,
+            too_deep: false,
         }
     }
 
-    fn run(mut self) -> Vec<u8> {
+    /// The masked document, or `None` when it nests too deep.
+    fn run(mut self) -> Option<Vec<u8>> {
         self.value(false);
+        if self.too_deep {
+            return None;
+        }
         self.out.extend_from_slice(&self.input[self.copied..]);
-        self.out
+        Some(self.out)
+    }
+
+    /// Enters an array or object; false (and the scan ends) past the limit.
+    fn enter(&mut self) -> bool {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            self.too_deep = true;
+            self.pos = self.input.len();
+            return false;
+        }
+        true
     }
 
     fn skip_ws(&mut self) {
@@ -277,11 +265,15 @@ impl<'a> Masker<'a> {
 
     fn object(&mut self, secret: bool) {
         self.pos += 1; // {
+        if !self.enter() {
+            return;
+        }
         loop {
             self.skip_ws();
             match self.peek() {
                 b'}' => {
                     self.pos += 1;
+                    self.depth -= 1;
                     return;
                 }
                 b',' => {
@@ -309,12 +301,16 @@ impl<'a> Masker<'a> {
 
     fn array(&mut self, secret: bool) {
         self.pos += 1; // [
+        if !self.enter() {
+            return;
+        }
         let mut index = 0usize;
         loop {
             self.skip_ws();
             match self.peek() {
                 b']' => {
                     self.pos += 1;
+                    self.depth -= 1;
                     return;
                 }
                 b',' => {
@@ -348,12 +344,17 @@ impl<'a> Masker<'a> {
 
     fn string(&mut self) {
         self.pos += 1; // opening quote
-        while let Some(&b) = self.input.get(self.pos) {
-            self.pos += 1;
-            match b {
-                b'\\' => self.pos += 1,
-                b'"' => return,
-                _ => {}
+        while let Some(rest) = self.input.get(self.pos..) {
+            match rest.iter().position(|&b| b == b'"' || b == b'\\') {
+                Some(i) if rest[i] == b'"' => {
+                    self.pos += i + 1;
+                    return;
+                }
+                Some(i) => self.pos += i + 2, // an escape and its next byte
+                None => {
+                    self.pos = self.input.len();
+                    return;
+                }
             }
         }
     }
