@@ -1,4 +1,65 @@
 //! Run an actix application as a module of an isp-config-service cluster.
+//!
+//! A module process starts a [`ClusterClient`] inside its actix System. The
+//! client connects to one of several config-service nodes over ETP (events
+//! over WebSocket, see [`etp`]), registers the module (config schema,
+//! requirements, backend declaration), and delivers its remote config, the
+//! routing table and the live addresses of the modules it depends on as typed
+//! actix messages ([`RemoteConfig`], [`RoutesChanged`], [`HostsChanged`]) to
+//! `Recipient`s the application registered, each under a mailbox timeout. A
+//! supervisor restarts the session on the next node when anything fails. It
+//! speaks the same wire protocol as the Go `isp-kit/cluster` client.
+//!
+//! The `devserver` feature (on by default) adds [`server::ConfigServer`], an
+//! embedded config-service for development and tests.
+//!
+//! # Example
+//!
+//! A module with a config receiver, against an embedded config-service:
+//!
+//! ```
+//! use std::time::Duration;
+//! use actix::prelude::*;
+//! use isp_cluster::server::ConfigServer;
+//! use isp_cluster::{
+//!     AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson, ReceiverError,
+//!     RemoteConfig,
+//! };
+//!
+//! /// The application's actor that applies configs.
+//! struct Settings;
+//! impl Actor for Settings {
+//!     type Context = Context<Self>;
+//! }
+//! impl Handler<RemoteConfig> for Settings {
+//!     type Result = Result<(), ReceiverError>;
+//!     fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
+//!         let config: serde_json::Value = msg.parse()?; // an Err here rejects the config
+//!         println!("limit is now {}", config["limit"]);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! actix::System::new().block_on(async {
+//!     let server = ConfigServer::builder().start().await.unwrap();
+//!
+//!     let info = ModuleInfo::new("orders", "1.0.0", AddressConfiguration::new("10.0.0.5", "9002"));
+//!     let default = RawJson::from_string(r#"{"limit":10}"#.to_owned()).unwrap();
+//!     let client = ClusterClient::builder(info, ConfigData::new("1.0.0", RawJson::default(), default))
+//!         .hosts([server.addr().to_string()]) // in production: every config-service node
+//!         .config_timeout(Duration::from_secs(5))
+//!         .remote_config(Settings.start().recipient())
+//!         .start()
+//!         .expect("valid settings");
+//!
+//!     while client.healthcheck().is_err() {
+//!         actix::clock::sleep(Duration::from_millis(5)).await;
+//!     }
+//!     server.set_config("orders", serde_json::json!({"limit": 20})); // pushed at once
+//!     client.close().await; // close frame 1000, no restart
+//!     server.stop().await;
+//! });
+//! ```
 #![warn(missing_docs)]
 
 mod client;
