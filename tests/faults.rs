@@ -762,3 +762,33 @@ async fn stopping_the_actix_system_in_every_handshake_state_neither_panics_nor_h
         assert!(peer.connections() >= 1);
     }
 }
+
+#[actix::test]
+async fn legacy_error_events_fail_the_handshake_with_their_text() {
+    for (event, text) in [
+        ("ERROR_CONNECTION", "module is not registered"),
+        ("ERROR_CONFIG", "config not found"),
+    ] {
+        let peer = ScriptedPeer::start(move |mut conn| async move {
+            conn.upgrade().await;
+            let schema = conn.expect(MODULE_SEND_CONFIG_SCHEMA).await;
+            conn.send_event(event, text).await;
+            conn.ack(&schema, "ok").await;
+            conn.until_closed().await;
+        })
+        .await;
+        let (rec, seen) = Recorder::start_new();
+        let client = module()
+            .hosts([peer.host()])
+            .ack_timeout(Duration::from_secs(3))
+            .session_events(rec.recipient())
+            .start()
+            .unwrap();
+        assert!(wait_until(WAIT, || !seen.events().is_empty()).await);
+        assert_eq!(
+            inactive_reason(&seen.events()[0]),
+            format!("server sent {event}: {text}")
+        );
+        client.close().await;
+    }
+}
