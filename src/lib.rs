@@ -72,7 +72,7 @@ mod types;
 
 pub use client::*;
 pub use events::*;
-pub use offline::{OfflineClient, OfflineError};
+pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,

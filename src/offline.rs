@@ -167,4 +167,54 @@ impl OfflineClient {
     pub async fn reload(&self) -> Result<(), OfflineError> {
         self.run().await
     }
+
+    /// Delivers the file now and again whenever its content changes,
+    /// checking every `interval`, until the returned guard is dropped. A
+    /// change that fails (unreadable, invalid JSON, rejected) is logged with
+    /// the path and the error, never the content, and the receiver keeps the
+    /// last good config. Call it inside a running actix System.
+    pub fn watch(self, interval: Duration) -> OfflineWatch {
+        let task = actix::spawn(async move {
+            let mut last: Option<u64> = None;
+            loop {
+                match std::fs::read(&self.path) {
+                    Ok(data) => {
+                        let fingerprint = fingerprint(&data);
+                        if last != Some(fingerprint) {
+                            last = Some(fingerprint);
+                            if let Err(e) = self.run().await {
+                                log::error!("offline config not applied: {e}");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if last.take().is_some() {
+                            log::error!("cannot read config file {}: {e}", self.path.display());
+                        }
+                    }
+                }
+                actix::clock::sleep(interval).await;
+            }
+        });
+        OfflineWatch { task }
+    }
+}
+
+fn fingerprint(data: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Stops [`OfflineClient::watch`] when dropped.
+#[derive(Debug)]
+pub struct OfflineWatch {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OfflineWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -95,3 +95,37 @@ async fn receiver_rejection_timeout_and_stop_are_errors() {
         .unwrap_err();
     assert!(matches!(err, OfflineError::ReceiverStopped), "{err}");
 }
+
+#[actix::test]
+async fn watch_delivers_each_change_and_keeps_the_last_good_one() {
+    let path = temp_file("watched.json", r#"{"v":1}"#);
+    let (recorder, seen) = Recorder::start_new();
+    let watch = OfflineClient::new(&path, recorder.recipient()).watch(Duration::from_millis(10));
+    let values = |seen: &common::Shared| -> Vec<serde_json::Value> {
+        seen.configs().into_iter().map(|c| c.0).collect()
+    };
+    assert!(common::wait_until(Duration::from_secs(5), || values(&seen).len() == 1).await);
+    std::fs::write(&path, r#"{"v":2}"#).unwrap();
+    assert!(common::wait_until(Duration::from_secs(5), || values(&seen).len() == 2).await);
+    std::fs::write(&path, r#"{"v":"#).unwrap(); // a half-written file
+    actix::clock::sleep(Duration::from_millis(100)).await;
+    assert_eq!(values(&seen).len(), 2, "invalid json is not delivered");
+    std::fs::write(&path, r#"{"v":3}"#).unwrap();
+    assert!(common::wait_until(Duration::from_secs(5), || values(&seen).len() == 3).await);
+    assert_eq!(
+        values(&seen),
+        [
+            serde_json::json!({"v":1}),
+            serde_json::json!({"v":2}),
+            serde_json::json!({"v":3})
+        ]
+    );
+    drop(watch);
+    std::fs::write(&path, r#"{"v":4}"#).unwrap();
+    actix::clock::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        values(&seen).len(),
+        3,
+        "no delivery after the guard is dropped"
+    );
+}
