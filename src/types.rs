@@ -2,7 +2,9 @@
 //!
 //! Field names are lowerCamelCase as the Go peers write them; every list and
 //! map accepts `null` as empty, because Go marshals nil slices and maps as
-//! `null`.
+//! `null`. The Go peers read field names case-insensitively; these types also
+//! accept the PascalCase spelling of Go's own field names (what Go's standard
+//! encoder writes), and are written in lowerCamelCase.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -97,10 +99,10 @@ impl<'de> Deserialize<'de> for RawJson {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AddressConfiguration {
     /// IP address or host name.
-    #[serde(default)]
+    #[serde(alias = "IP", alias = "Ip", default)]
     pub ip: String,
     /// Port, as a decimal string.
-    #[serde(default)]
+    #[serde(alias = "Port", default)]
     pub port: String,
 }
 
@@ -155,10 +157,10 @@ impl fmt::Display for AddressConfiguration {
 #[serde(rename_all = "camelCase")]
 pub struct MetricsAutodiscovery {
     /// `host:port/path` of the metrics endpoint.
-    #[serde(default)]
+    #[serde(alias = "Address", default)]
     pub address: String,
     /// Labels for the scraped series.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(alias = "Labels", default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -167,19 +169,19 @@ pub struct MetricsAutodiscovery {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointDescriptor {
     /// Path, e.g. `/api/foo`.
-    #[serde(default)]
+    #[serde(alias = "Path", default)]
     pub path: String,
     /// Reachable only from inside the cluster.
-    #[serde(default)]
+    #[serde(alias = "Inner", default)]
     pub inner: bool,
     /// Needs an authenticated user.
-    #[serde(default)]
+    #[serde(alias = "UserAuthRequired", default)]
     pub user_auth_required: bool,
     /// HTTP method; the server makes an empty one `POST` for grpc.
-    #[serde(default)]
+    #[serde(alias = "HttpMethod", default)]
     pub http_method: String,
     /// Free-form metadata, e.g. `{"reqAdminPerm":"write"}`.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(alias = "Extra", default, deserialize_with = "null_as_default")]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -219,10 +221,10 @@ pub fn required_admin_permission(endpoint: &EndpointDescriptor) -> Option<&str> 
 #[serde(rename_all = "camelCase")]
 pub struct ModuleDependency {
     /// The module's name.
-    #[serde(default)]
+    #[serde(alias = "Name", default)]
     pub name: String,
     /// Whether it is required (the Go client always says `true`).
-    #[serde(default)]
+    #[serde(alias = "Required", default)]
     pub required: bool,
 }
 
@@ -231,10 +233,14 @@ pub struct ModuleDependency {
 #[serde(rename_all = "camelCase")]
 pub struct ModuleRequirements {
     /// Modules whose live addresses the module wants.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(
+        alias = "RequiredModules",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub required_modules: Vec<String>,
     /// Whether the module wants the routing table.
-    #[serde(default)]
+    #[serde(alias = "RequireRoutes", default)]
     pub require_routes: bool,
 }
 
@@ -242,14 +248,14 @@ pub struct ModuleRequirements {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigData {
     /// The module's version.
-    #[serde(default)]
+    #[serde(alias = "Version", default)]
     pub version: String,
     /// The JSON schema of the remote config, embedded raw.
-    #[serde(default)]
+    #[serde(alias = "Schema", default)]
     pub schema: RawJson,
     /// The default remote config, embedded raw; the server takes it when the
     /// module has no config yet.
-    #[serde(default)]
+    #[serde(alias = "Config", default)]
     pub config: RawJson,
 }
 
@@ -270,28 +276,32 @@ impl ConfigData {
 #[serde(rename_all = "camelCase")]
 pub struct BackendDeclaration {
     /// The module's name.
-    #[serde(default)]
+    #[serde(alias = "ModuleName", default)]
     pub module_name: String,
     /// The module's version.
-    #[serde(default)]
+    #[serde(alias = "Version", default)]
     pub version: String,
     /// The version of the client library.
-    #[serde(default)]
+    #[serde(alias = "LibVersion", default)]
     pub lib_version: String,
     /// `grpc`, `http` or `empty`; the server makes an empty one `grpc`.
-    #[serde(default)]
+    #[serde(alias = "Transport", default)]
     pub transport: String,
     /// The endpoints the module serves.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(alias = "Endpoints", default, deserialize_with = "null_as_default")]
     pub endpoints: Vec<EndpointDescriptor>,
     /// The modules it depends on.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(
+        alias = "RequiredModules",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub required_modules: Vec<ModuleDependency>,
     /// Where other modules reach it.
-    #[serde(default)]
+    #[serde(alias = "Address", default)]
     pub address: AddressConfiguration,
     /// Metrics autodiscovery, or `null`.
-    #[serde(default)]
+    #[serde(alias = "MetricsAutodiscovery", default)]
     pub metrics_autodiscovery: Option<MetricsAutodiscovery>,
 }
 
@@ -303,25 +313,25 @@ pub type RoutingConfig = Vec<BackendDeclaration>;
 #[serde(rename_all = "camelCase")]
 pub struct ModuleInfo {
     /// The module's name, also the `module_name` of the connection.
-    #[serde(default)]
+    #[serde(alias = "ModuleName", default)]
     pub module_name: String,
     /// The module's version.
-    #[serde(default)]
+    #[serde(alias = "ModuleVersion", default)]
     pub module_version: String,
     /// The version of the client library.
-    #[serde(default)]
+    #[serde(alias = "LibVersion", default)]
     pub lib_version: String,
     /// `grpc` (the default), `http` or `empty`.
-    #[serde(default)]
+    #[serde(alias = "Transport", default)]
     pub transport: String,
     /// The address other modules reach this one at.
-    #[serde(default)]
+    #[serde(alias = "GrpcOuterAddress", default)]
     pub grpc_outer_address: AddressConfiguration,
     /// The endpoints the module serves.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(alias = "Endpoints", default, deserialize_with = "null_as_default")]
     pub endpoints: Vec<EndpointDescriptor>,
     /// Metrics autodiscovery, if any.
-    #[serde(default)]
+    #[serde(alias = "MetricsAutodiscovery", default)]
     pub metrics_autodiscovery: Option<MetricsAutodiscovery>,
 }
 
@@ -481,6 +491,24 @@ mod tests {
             .is_empty());
         let routes: RoutingConfig = serde_json::from_str("[]").unwrap();
         assert!(routes.is_empty());
+    }
+
+    #[test]
+    fn go_field_names_are_accepted_too() {
+        let decl: BackendDeclaration = serde_json::from_str(
+            r#"{"ModuleName":"b","Version":"1","LibVersion":"1.67.0","Transport":"http",
+                "Endpoints":[{"Path":"/x","HttpMethod":"GET","UserAuthRequired":true,"Extra":null}],
+                "RequiredModules":[{"Name":"a","Required":true}],
+                "Address":{"IP":"10.0.0.1","Port":"1"},"MetricsAutodiscovery":null}"#,
+        )
+        .unwrap();
+        assert_eq!(decl.module_name, "b");
+        assert_eq!(decl.endpoints[0].http_method, "GET");
+        assert!(decl.endpoints[0].user_auth_required);
+        assert_eq!(decl.required_modules[0].name, "a");
+        assert_eq!(decl.address.host_port(), "10.0.0.1:1");
+        let json = serde_json::to_value(&decl).unwrap();
+        assert_eq!(json["moduleName"], "b", "written in lowerCamelCase");
     }
 
     #[test]
