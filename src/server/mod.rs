@@ -264,6 +264,11 @@ impl ConfigServer {
 
     /// Ends every session of the module abruptly: the TCP connection is
     /// closed without a close frame, as when a node crashes.
+    ///
+    /// actix-http has no call that drops an upgraded connection at once, so
+    /// the session fails its own response stream; actix-http logs that at
+    /// error level ("Response payload stream error: ContinuationNotStarted")
+    /// once per dropped session.
     pub fn drop_sessions(&self, module: &str) {
         self.shared.lock().abort_sessions(Some(module));
     }
