@@ -86,6 +86,22 @@ async fn good(mut conn: Conn, config: &str) {
     conn.until_closed().await;
 }
 
+/// Waits until the client became active `n` times in all.
+async fn until_active(seen: &common::Shared, n: usize) {
+    assert!(
+        wait_until(WAIT, || seen.active_count() == n).await,
+        "{:?}",
+        seen.events()
+    );
+}
+
+/// Starts a client from `builder` with a recorder for its session events.
+fn watched(builder: ClusterClientBuilder) -> (ClusterClient, common::Shared) {
+    let (rec, seen) = Recorder::start_new();
+    let client = builder.session_events(rec.recipient()).start().unwrap();
+    (client, seen)
+}
+
 fn inactive_reason(event: &SessionEvent) -> &str {
     match event {
         SessionEvent::Inactive { reason, .. } => reason,
@@ -106,17 +122,8 @@ async fn node_killed_mid_session_fails_over_at_once() {
         }
     })
     .await;
-    let (rec, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([a.host(), b.host()])
-        .session_events(rec.recipient())
-        .start()
-        .unwrap();
-    assert!(
-        wait_until(WAIT, || seen.active_count() == 2).await,
-        "{:?}",
-        seen.events()
-    );
+    let (client, seen) = watched(module().hosts([a.host(), b.host()]));
+    until_active(&seen, 2).await;
     let events = seen.timed_events();
     let SessionEvent::Active { host: first } = &events[0].1 else {
         panic!()
@@ -203,21 +210,12 @@ async fn frozen_connection_after_ready_fails_over_within_ping_interval_plus_time
     let a = ConfigServer::builder().start().await.unwrap();
     let b = ConfigServer::builder().start().await.unwrap();
     let proxy = FreezingProxy::start(a.addr()).await;
-    let (rec, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([proxy.host()])
-        .session_events(rec.recipient())
-        .start()
-        .unwrap();
+    let (client, seen) = watched(module().hosts([proxy.host()]));
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     client.update_hosts([b.addr().to_string()]).unwrap();
     let frozen_at = Instant::now();
     proxy.freeze();
-    assert!(
-        wait_until(WAIT, || seen.active_count() == 2).await,
-        "{:?}",
-        seen.events()
-    );
+    until_active(&seen, 2).await;
     let elapsed = frozen_at.elapsed();
     let events = seen.events();
     assert_eq!(
@@ -348,12 +346,7 @@ async fn missing_or_late_ack_fails_the_step_naming_the_event() {
         }
     })
     .await;
-    let (rec, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([peer.host()])
-        .session_events(rec.recipient())
-        .start()
-        .unwrap();
+    let (client, seen) = watched(module().hosts([peer.host()]));
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     assert_eq!(
         inactive_reason(&seen.events()[0]),
@@ -377,12 +370,7 @@ async fn ack_text_other_than_ok_fails_the_step_with_the_server_text() {
         conn.until_closed().await;
     })
     .await;
-    let (rec, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([peer.host()])
-        .session_events(rec.recipient())
-        .start()
-        .unwrap();
+    let (client, seen) = watched(module().hosts([peer.host()]));
     assert!(wait_until(WAIT, || !seen.events().is_empty()).await);
     assert_eq!(
         inactive_reason(&seen.events()[0]),
@@ -538,11 +526,7 @@ async fn message_over_the_read_limit_ends_the_session_and_keeps_the_last_good_co
         .session_events(rec.recipient())
         .start()
         .unwrap();
-    assert!(
-        wait_until(WAIT, || seen.active_count() == 3).await,
-        "{:?}",
-        seen.events()
-    );
+    until_active(&seen, 3).await;
     let events = seen.events();
     assert_eq!(
         inactive_reason(&events[1]),
@@ -637,17 +621,8 @@ async fn close_with_a_code_other_than_1000_moves_to_the_next_host() {
         }
     })
     .await;
-    let (rec, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([a.host(), b.host()])
-        .session_events(rec.recipient())
-        .start()
-        .unwrap();
-    assert!(
-        wait_until(WAIT, || seen.active_count() == 2).await,
-        "{:?}",
-        seen.events()
-    );
+    let (client, seen) = watched(module().hosts([a.host(), b.host()]));
+    until_active(&seen, 2).await;
     let events = seen.events();
     assert_eq!(
         inactive_reason(&events[1]),

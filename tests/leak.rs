@@ -104,7 +104,9 @@ async fn a_thousand_session_restarts_leave_nothing_behind() {
     assert_eq!(live_sessions(), 1);
     assert!(configs.load(Ordering::Relaxed) >= 1000);
     assert!(
-        wait_until(Duration::from_secs(5), || server.session_count("churn") == 1).await,
+        wait_until(Duration::from_secs(5), || server.session_count("churn")
+            == 1)
+        .await,
         "the server kept {} sessions",
         server.session_count("churn")
     );
