@@ -172,9 +172,21 @@ struct Masker<'a> {
     /// Lower-cased dotted path of the current value.
     path: Vec<u8>,
     substrings: Vec<&'a [u8]>,
+    /// No substring contains a dot, so a match lies inside one segment and
+    /// the path itself need not be kept: the segment alone is searched.
+    local_only: bool,
+    /// Some substring is all digits, so an array index can match.
+    index_can_match: bool,
+    /// Bytes that start some substring.
+    first_bytes: [bool; 256],
+    /// Recent keys (as quoted in the input) and whether they match: keys
+    /// repeat across the elements of arrays.
+    key_cache: [Option<(&'a [u8], bool)>; KEY_CACHE],
     depth: usize,
     too_deep: bool,
 }
+
+const KEY_CACHE: usize = 64;
 
 impl<'a> Masker<'a> {
     fn new(input: &'a [u8], substrings: &'a [String]) -> Self {
@@ -185,6 +197,20 @@ impl<'a> Masker<'a> {
             copied: 0,
             path: Vec::with_capacity(64),
             substrings: substrings.iter().map(|s| s.as_bytes()).collect(),
+            local_only: substrings.iter().all(|s| !s.contains('.')),
+            index_can_match: substrings
+                .iter()
+                .any(|s| s.bytes().all(|b| b.is_ascii_digit() || b == b'.')),
+            first_bytes: {
+                let mut table = [false; 256];
+                for s in substrings {
+                    if let Some(&b) = s.as_bytes().first() {
+                        table[usize::from(b)] = true;
+                    }
+                }
+                table
+            },
+            key_cache: [None; KEY_CACHE],
             depth: 0,
             too_deep: false,
         }
@@ -243,24 +269,65 @@ impl<'a> Masker<'a> {
         }
     }
 
-    /// Whether a substring occurs in the path and ends inside the segment
-    /// that starts at `segment` (earlier matches were found before).
-    fn segment_matches(&self, segment: usize) -> bool {
-        self.substrings.iter().any(|sub| {
-            let from = segment.saturating_sub(sub.len().saturating_sub(1));
-            contains(&self.path[from..], sub)
+    /// Whether a substring occurs in `bytes`: one pass, candidates picked by
+    /// their first byte.
+    fn any_substring_in(&self, bytes: &[u8]) -> bool {
+        bytes.iter().enumerate().any(|(i, &b)| {
+            self.first_bytes[usize::from(b)]
+                && self
+                    .substrings
+                    .iter()
+                    .any(|sub| bytes[i..].starts_with(sub))
         })
     }
 
+    /// In local-only mode: whether the quoted `key` contains a substring,
+    /// from the cache when the key was seen recently.
+    fn key_matches(&mut self, key: &'a [u8]) -> bool {
+        let last = key.len().saturating_sub(2);
+        let slot = (key.len() * 31
+            + usize::from(key.get(1).copied().unwrap_or(0)) * 7
+            + usize::from(key.get(last).copied().unwrap_or(0)))
+            % KEY_CACHE;
+        if let Some((cached, matches)) = self.key_cache[slot] {
+            if cached == key {
+                return matches;
+            }
+        }
+        let matches = self.push_segment(false, false, |path| push_lowercase_key(path, key));
+        self.key_cache[slot] = Some((key, matches));
+        matches
+    }
+
     /// Appends `.segment` (or `segment` at the top) and says whether the new
-    /// path is secret.
-    fn push_segment(&mut self, parent_secret: bool, push: impl FnOnce(&mut Vec<u8>)) -> bool {
+    /// path is secret. `is_index`: the segment is an array index.
+    fn push_segment(
+        &mut self,
+        parent_secret: bool,
+        is_index: bool,
+        push: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
+        if self.local_only {
+            // The path is not kept: `self.path` holds the segment alone.
+            if parent_secret || (is_index && !self.index_can_match) {
+                return parent_secret;
+            }
+            self.path.clear();
+            push(&mut self.path);
+            return self.any_substring_in(&self.path);
+        }
         let start = self.path.len();
         if !self.path.is_empty() {
             self.path.push(b'.');
         }
         push(&mut self.path);
-        parent_secret || self.segment_matches(start)
+        // Matches that end before this segment were found before; search
+        // from where one could start and still end inside it.
+        parent_secret
+            || self.substrings.iter().any(|sub| {
+                let from = start.saturating_sub(sub.len().saturating_sub(1));
+                contains(&self.path[from..], sub)
+            })
     }
 
     fn object(&mut self, secret: bool) {
@@ -291,7 +358,11 @@ impl<'a> Masker<'a> {
             self.string();
             let key = &self.input[key_start..self.pos];
             let saved = self.path.len();
-            let child_secret = self.push_segment(secret, |path| push_lowercase_key(path, key));
+            let child_secret = if self.local_only && !secret {
+                self.key_matches(key)
+            } else {
+                self.push_segment(secret, false, |path| push_lowercase_key(path, key))
+            };
             self.skip_ws();
             self.pos += 1; // :
             self.value(child_secret);
@@ -321,7 +392,7 @@ impl<'a> Masker<'a> {
                 _ => {}
             }
             let saved = self.path.len();
-            let child_secret = self.push_segment(secret, |path| push_decimal(path, index));
+            let child_secret = self.push_segment(secret, true, |path| push_decimal(path, index));
             self.value(child_secret);
             self.path.truncate(saved);
             index += 1;
@@ -501,6 +572,24 @@ mod tests {
         assert_eq!(out, json!({"tls":{"privatekeyPem":"***"}}));
         let after = mask(&json!({"tls":{"privatekeyPem":"k"}}));
         assert_eq!(after, json!({"tls":{"privatekeyPem":"k"}}));
+    }
+
+    #[test]
+    fn substrings_with_dots_or_digits_match_across_segments() {
+        let substrings = vec!["db.pass".to_owned(), "2".to_owned()];
+        let input = br#"{"db":{"password":"x","user":"u"},"list":["a","b","c"],"n":{"x2y":1}}"#;
+        let out = Masker::new(input, &substrings).run().unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            out,
+            json!({"db":{"password":"***","user":"u"},"list":["a","b","***"],"n":{"x2y":"***"}})
+        );
+        // Without a dot, a match never spans segments: "b.pa" is not "bpa".
+        let substrings = vec!["bpa".to_owned()];
+        let out = Masker::new(br#"{"b":{"pa":"x"}}"#, &substrings)
+            .run()
+            .unwrap();
+        assert_eq!(out, br#"{"b":{"pa":"x"}}"#);
     }
 
     #[test]
