@@ -299,6 +299,9 @@ impl ConfigServer {
 
     /// Closes every session with close frame 1000 and stops the listener.
     pub async fn stop(&self) {
+        // Accept no new connection first: a client told to go would
+        // otherwise reconnect at once and be served again.
+        self.handle.pause().await;
         self.shared.lock().close_sessions();
         // After its last frame, actix-http keeps a WebSocket connection open
         // for up to a second draining it, and a graceful stop waits for that.
