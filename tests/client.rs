@@ -502,3 +502,28 @@ async fn configuration_mistakes_fail_at_build_time() {
         .unwrap_err();
     assert_eq!(err.to_string(), "module name is empty");
 }
+
+#[actix::test]
+async fn a_stopping_server_is_not_rejoined() {
+    let server = server().await;
+    let (rec, seen) = Recorder::start_new();
+    let client = module("gateway", "10.0.0.2", "9002")
+        .hosts([server.addr().to_string()])
+        .session_events(rec.recipient())
+        .start()
+        .unwrap();
+    assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
+    server.stop().await;
+    // The client goes to its next host at once; the stopping server must
+    // not take it in again.
+    assert!(wait_until(WAIT, || seen.events().len() >= 2).await);
+    actix::clock::sleep(Duration::from_millis(200)).await;
+    assert_eq!(seen.active_count(), 1, "{:?}", seen.events());
+    assert!(
+        matches!(&seen.events()[1], SessionEvent::Inactive { reason, .. }
+            if reason == "server closed the session normally (1000) config server stopping"),
+        "{:?}",
+        seen.events()
+    );
+    client.close().await;
+}
