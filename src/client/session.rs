@@ -13,6 +13,7 @@
 //! event, a receiver error, an `ERROR_*` event, invalid JSON) ends the session
 //! with a reason that names it; the supervisor then tries again.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,8 @@ where
     name: String,
     recipient: Recipient<M>,
     timeout: Duration,
-    queue: VecDeque<(M, &'static str)>,
+    /// Messages waiting, with the name of the event each came from.
+    queue: VecDeque<(M, Cow<'static, str>)>,
     busy: bool,
 }
 
@@ -416,7 +418,7 @@ impl Session {
         &mut self,
         kind: Kind,
         receiver: &str,
-        event: &'static str,
+        event: &str,
         result: Result<Result<(), super::ReceiverError>, MailboxError>,
         ctx: &mut Context<Self>,
     ) {
@@ -533,7 +535,7 @@ impl Session {
             return;
         };
         lane.queue
-            .push_back((RemoteConfig { data, initial }, event));
+            .push_back((RemoteConfig { data, initial }, event.into()));
         self.arrived(Kind::Config);
         self.pump_config(ctx);
     }
@@ -543,7 +545,7 @@ impl Session {
         let Some(lane) = self.routes_lane.as_mut() else {
             return;
         };
-        lane.queue.push_back((RoutesChanged(routes), event));
+        lane.queue.push_back((RoutesChanged(routes), event.into()));
         self.arrived(Kind::Routes);
         self.pump_routes(ctx);
     }
@@ -551,9 +553,10 @@ impl Session {
     fn on_hosts(&mut self, index: usize, hosts: Vec<String>, ctx: &mut Context<Self>) {
         let module = self.settings.module_receivers[index].0.clone();
         log::debug!("{} hosts of {module}: {hosts:?}", self.tag());
+        let event = module_connected_event(&module);
         self.module_lanes[index]
             .queue
-            .push_back((HostsChanged { module, hosts }, "MODULE_CONNECTED"));
+            .push_back((HostsChanged { module, hosts }, event.into()));
         self.arrived(Kind::Hosts(index));
         self.pump_hosts(index, ctx);
     }
@@ -599,7 +602,7 @@ impl Session {
             if let Some(lane) = lane_of(act) {
                 lane.busy = false;
             }
-            act.delivered(kind, &receiver, event, result.map(Into::into), ctx);
+            act.delivered(kind, &receiver, &event, result.map(Into::into), ctx);
             act.pump(kind, lane_of, ctx);
         }));
     }
