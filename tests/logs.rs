@@ -128,6 +128,33 @@ async fn no_secret_value_appears_in_any_log_line() {
     assert!(named(CONFIG_SEND_CONFIG_CHANGED)());
     client.close().await;
 
+    // A receiver that stopped after READY: an error naming it and the event.
+    let server = ConfigServer::builder().start().await.unwrap();
+    let (rec, _) = Recorder::start_new();
+    let info = ModuleInfo::new(
+        "vault",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.7", "9007"),
+    );
+    let client = ClusterClient::builder(info, ConfigData::default())
+        .hosts([server.addr().to_string()])
+        .remote_config(rec.clone().recipient())
+        .start()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    rec.send(common::Stop).await.unwrap();
+    server.set_config("vault", json!({"token": "tok-456-value"}));
+    let stopped = "remote config receiver is stopped (its mailbox is closed); \
+                   CONFIG:SEND_CONFIG_CHANGED not delivered";
+    assert!(
+        wait_until(Duration::from_secs(5), || lines()
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains(stopped)))
+        .await
+    );
+    client.close().await;
+    server.stop().await;
+
     let lines = lines();
     for secret in SECRETS {
         let leaks: Vec<&String> = lines.iter().filter(|l| l.contains(secret)).collect();
