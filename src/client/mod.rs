@@ -442,7 +442,11 @@ pub fn live_sessions() -> usize {
 
 /// A running cluster client: the Rust counterpart of Go's `cluster.Client`.
 ///
-/// Cheap to clone; every clone controls the same client.
+/// Cheap to clone; every clone controls the same client. Like the Go client,
+/// it runs until [`ClusterClient::close`]: dropping every handle does not stop
+/// it. Call `close().await` on shutdown so that the config-service sees a
+/// normal closure (1000); when the actix System simply stops, the connection
+/// goes with its runtime and no close frame is sent.
 #[derive(Clone)]
 pub struct ClusterClient {
     addr: Addr<Supervisor>,
