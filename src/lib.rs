@@ -65,6 +65,7 @@
 mod client;
 pub mod etp;
 pub mod events;
+mod json;
 mod offline;
 mod secrets;
 mod typed;

@@ -131,16 +131,10 @@ impl OfflineClient {
             path: self.path.clone(),
             source,
         })?;
-        if let Err(source) = serde_json::from_slice::<serde::de::IgnoredAny>(&data) {
+        if let Err(e) = crate::json::json_text(&data) {
             return Err(OfflineError::InvalidJson {
                 path: self.path.clone(),
-                source,
-            });
-        }
-        if let Err(e) = std::str::from_utf8(&data) {
-            return Err(OfflineError::InvalidJson {
-                path: self.path.clone(),
-                source: serde::de::Error::custom(format!("invalid utf-8: {e}")),
+                source: e.into_serde(),
             });
         }
         let initial = !self.delivered.load(Ordering::Acquire);

@@ -56,8 +56,8 @@ fn classify_event<'a>(event: &Event, mut required: impl Iterator<Item = &'a str>
     let config = |event_name: &'static str, initial: bool| Incoming::Config {
         event: event_name,
         initial,
-        config: match crate::secrets::is_valid_json(&event.data) {
-            Ok(()) => Ok(event.data.clone()),
+        config: match crate::json::json_text(&event.data) {
+            Ok(_) => Ok(event.data.clone()),
             Err(e) => Err(format!(
                 "{event_name}: config is not valid json ({e}); {} bytes not delivered",
                 event.data.len()
