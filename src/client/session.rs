@@ -142,6 +142,8 @@ pub(crate) struct Session {
     ping_outstanding: Option<u64>,
     end_reason: Option<String>,
     established: bool,
+    /// `close()` asked for this end.
+    closed_by_us: bool,
 }
 
 impl Session {
@@ -232,6 +234,7 @@ impl Session {
                 ping_outstanding: None,
                 end_reason: None,
                 established: false,
+                closed_by_us: false,
                 settings,
                 shared,
                 supervisor,
@@ -251,15 +254,20 @@ impl Session {
         if self.end_reason.is_none() {
             self.end_reason = Some(reason);
         }
+        self.start_closing();
+        ctx.stop();
+    }
+
+    /// Enters `Closing` and writes the close frame (1000), once.
+    fn start_closing(&mut self) {
         if self.phase != Phase::Closing {
             self.phase = Phase::Closing;
-            // Best effort: tell the server why, then drop the connection.
+            // Best effort: the connection may already be gone.
             let _ = self.sink.write(ws::Message::Close(Some(CloseReason {
                 code: CloseCode::Normal,
                 description: None,
             })));
         }
-        ctx.stop();
     }
 
     // ---- emits and acks -------------------------------------------------
@@ -284,21 +292,19 @@ impl Session {
     fn emit_with_ack(&mut self, event: &'static str, data: Bytes, ctx: &mut Context<Self>) {
         let ack_id = self.next_ack_id;
         self.next_ack_id += 1;
-        if log::log_enabled!(log::Level::Debug) {
-            match event {
-                MODULE_SEND_CONFIG_SCHEMA => {
-                    log::debug!(
-                        "{} emit {event} #{ack_id}: {}",
-                        self.tag(),
-                        LogPayload(&data)
-                    )
-                }
-                _ => log::debug!(
-                    "{} emit {event} #{ack_id} ({} bytes)",
-                    self.tag(),
-                    data.len()
-                ),
-            }
+        // The schema payload goes through the masker; others by size only.
+        // (`log::debug!` formats nothing unless debug is on.)
+        match event {
+            MODULE_SEND_CONFIG_SCHEMA => log::debug!(
+                "{} emit {event} #{ack_id}: {}",
+                self.tag(),
+                LogPayload(&data)
+            ),
+            _ => log::debug!(
+                "{} emit {event} #{ack_id} ({} bytes)",
+                self.tag(),
+                data.len()
+            ),
         }
         self.send_frame(&Event::new(event, ack_id, data));
         let timeout = self.settings.ack_timeout;
@@ -653,21 +659,19 @@ impl Actor for Session {
             .store(false, std::sync::atomic::Ordering::Release);
         // The pending acks fail with the session, at once.
         self.pending.clear();
-        let reason = self
-            .end_reason
-            .take()
-            .unwrap_or_else(|| "session stopped".to_owned());
-        let closed_by_us = reason == CLOSED_BY_CLIENT;
+        let reason = match (self.closed_by_us, self.end_reason.take()) {
+            (true, _) => "closed by the client".to_owned(),
+            (false, Some(reason)) => reason,
+            (false, None) => "session stopped".to_owned(),
+        };
         self.supervisor.do_send(SessionEnded {
             id: self.id,
             reason,
             established: self.established,
-            closed_by_us,
+            closed_by_us: self.closed_by_us,
         });
     }
 }
-
-const CLOSED_BY_CLIENT: &str = "closed by the client";
 
 impl WriteHandler<ws::ProtocolError> for Session {
     fn error(&mut self, err: ws::ProtocolError, ctx: &mut Context<Self>) -> Running {
@@ -796,14 +800,8 @@ impl Handler<CloseSession> for Session {
 
     fn handle(&mut self, _: CloseSession, ctx: &mut Context<Self>) {
         log::info!("{} closing (1000)", self.tag());
-        self.end_reason = Some(CLOSED_BY_CLIENT.to_owned());
-        if self.phase != Phase::Closing {
-            self.phase = Phase::Closing;
-            let _ = self.sink.write(ws::Message::Close(Some(CloseReason {
-                code: CloseCode::Normal,
-                description: None,
-            })));
-        }
+        self.closed_by_us = true;
+        self.start_closing();
         // Wait for the server's close frame, but not for ever.
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
