@@ -46,6 +46,23 @@ fn lines() -> Vec<String> {
     CAPTURE.0.lock().unwrap().clone()
 }
 
+/// Whether an error line containing `text` was logged.
+fn error_line_with(text: &'static str) -> impl Fn() -> bool {
+    move || {
+        lines()
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains(text))
+    }
+}
+
+fn vault() -> ModuleInfo {
+    ModuleInfo::new(
+        "vault",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.7", "9007"),
+    )
+}
+
 #[actix::test]
 async fn no_secret_value_appears_in_any_log_line() {
     log::set_logger(&CAPTURE).unwrap();
@@ -62,11 +79,7 @@ async fn no_secret_value_appears_in_any_log_line() {
         .start()
         .await
         .unwrap();
-    let info = ModuleInfo::new(
-        "vault",
-        "1.0.0",
-        AddressConfiguration::new("10.0.0.7", "9007"),
-    );
+    let info = vault();
     let schema = RawJson::from_value(&json!({
         "title": "Remote config",
         "properties": {"password": {"type": "string", "default": "schema-default-pw"}},
@@ -106,36 +119,27 @@ async fn no_secret_value_appears_in_any_log_line() {
     })
     .await;
     let (rec, _) = Recorder::start_new();
-    let info = ModuleInfo::new(
-        "vault",
-        "1.0.0",
-        AddressConfiguration::new("10.0.0.7", "9007"),
-    );
+    let info = vault();
     let client = ClusterClient::builder(info, ConfigData::default())
         .hosts([peer.host()])
         .remote_config(rec.clone().recipient())
         .routes(rec.recipient())
         .start()
         .unwrap();
-    let named = |event: &'static str| {
-        move || {
-            lines()
-                .iter()
-                .any(|l| l.starts_with("ERROR") && l.contains(event))
-        }
-    };
-    assert!(wait_until(Duration::from_secs(5), named(CONFIG_SEND_ROUTES_CHANGED)).await);
-    assert!(named(CONFIG_SEND_CONFIG_CHANGED)());
+    assert!(
+        wait_until(
+            Duration::from_secs(5),
+            error_line_with(CONFIG_SEND_ROUTES_CHANGED)
+        )
+        .await
+    );
+    assert!(error_line_with(CONFIG_SEND_CONFIG_CHANGED)());
     client.close().await;
 
     // A receiver that stopped after READY: an error naming it and the event.
     let server = ConfigServer::builder().start().await.unwrap();
     let (rec, _) = Recorder::start_new();
-    let info = ModuleInfo::new(
-        "vault",
-        "1.0.0",
-        AddressConfiguration::new("10.0.0.7", "9007"),
-    );
+    let info = vault();
     let client = ClusterClient::builder(info, ConfigData::default())
         .hosts([server.addr().to_string()])
         .remote_config(rec.clone().recipient())
@@ -146,12 +150,7 @@ async fn no_secret_value_appears_in_any_log_line() {
     server.set_config("vault", json!({"token": "tok-456-value"}));
     let stopped = "remote config receiver is stopped (its mailbox is closed); \
                    CONFIG:SEND_CONFIG_CHANGED not delivered";
-    assert!(
-        wait_until(Duration::from_secs(5), || lines()
-            .iter()
-            .any(|l| l.starts_with("ERROR") && l.contains(stopped)))
-        .await
-    );
+    assert!(wait_until(Duration::from_secs(5), error_line_with(stopped)).await);
     client.close().await;
     server.stop().await;
 
