@@ -62,6 +62,18 @@ impl Notes {
     }
 }
 
+/// A peer whose script gets a handle on the notes the test reads.
+async fn noting_peer<F, Fut>(script: F) -> (ScriptedPeer, Notes)
+where
+    F: Fn(Conn, Notes) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let notes = Notes::default();
+    let theirs = notes.clone();
+    let peer = ScriptedPeer::start(move |conn| script(conn, theirs.clone())).await;
+    (peer, notes)
+}
+
 /// Two peers sharing one script; `n` counts connections over both, so the
 /// first connection (to whichever host the client picked) can be the faulty
 /// one and the next one (to the other host) the good one.
@@ -325,10 +337,7 @@ async fn server_closing_right_after_the_upgrade_is_noticed_at_once() {
 
 #[actix::test]
 async fn missing_or_late_ack_fails_the_step_naming_the_event() {
-    let notes = Notes::default();
-    let n2 = notes.clone();
-    let peer = ScriptedPeer::start(move |mut conn| {
-        let notes = n2.clone();
+    let (peer, notes) = noting_peer(|mut conn, notes| {
         async move {
             conn.upgrade().await;
             if conn.index == 0 {
@@ -382,10 +391,7 @@ async fn ack_text_other_than_ok_fails_the_step_with_the_server_text() {
 
 #[actix::test]
 async fn malformed_frames_unknown_events_and_stray_acks_are_logged_and_survived() {
-    let notes = Notes::default();
-    let n2 = notes.clone();
-    let peer = ScriptedPeer::start(move |mut conn| {
-        let notes = n2.clone();
+    let (peer, notes) = noting_peer(|mut conn, notes| {
         async move {
             conn.upgrade().await;
             conn.send_text("no delimiter at all").await;
