@@ -2,7 +2,6 @@
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,17 +10,7 @@ use isp_cluster::server::ConfigServer;
 use serde_json::{json, Value};
 
 mod common;
-use common::wait_until;
-
-/// The example binary cargo built next to this test.
-fn example_binary() -> PathBuf {
-    let mut path = std::env::current_exe().expect("test binary path");
-    path.pop(); // the test binary
-    if path.ends_with("deps") {
-        path.pop();
-    }
-    path.join("examples").join("module")
-}
+use common::{example_binary, wait_until};
 
 struct Module {
     child: Child,
@@ -30,7 +19,7 @@ struct Module {
 
 impl Module {
     fn start(args: &[&str]) -> Module {
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(example_binary("module"))
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

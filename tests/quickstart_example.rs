@@ -4,15 +4,12 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 #[test]
 fn quickstart_tells_the_whole_story_and_exits_0() {
-    let mut path = std::env::current_exe().expect("test binary path");
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
-    }
     let started = Instant::now();
-    let output = Command::new(path.join("examples").join("quickstart"))
+    let output = Command::new(common::example_binary("quickstart"))
         .env_remove("RUST_LOG")
         .output()
         .expect("the quickstart example was built by cargo test");

@@ -11,16 +11,7 @@ use isp_cluster::server::ConfigServer;
 use serde_json::json;
 
 mod common;
-use common::wait_until;
-
-fn example_binary() -> std::path::PathBuf {
-    let mut path = std::env::current_exe().expect("test binary path");
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
-    }
-    path.join("examples").join("actix_web_app")
-}
+use common::{example_binary, wait_until};
 
 async fn get(url: &str) -> (u16, String) {
     let client = awc::Client::new();
@@ -39,7 +30,7 @@ async fn get(url: &str) -> (u16, String) {
 #[actix::test]
 async fn serves_the_hot_config_masks_secrets_and_closes_with_1000_on_sigterm() {
     let server = ConfigServer::builder().start().await.unwrap();
-    let mut child = Command::new(example_binary())
+    let mut child = Command::new(example_binary("actix_web_app"))
         .args([
             "--hosts",
             &server.addr().to_string(),

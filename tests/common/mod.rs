@@ -170,6 +170,16 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
 }
 
+/// An example binary cargo built next to the running test binary.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let mut path = std::env::current_exe().expect("test binary path");
+    path.pop(); // the test binary
+    if path.ends_with("deps") {
+        path.pop();
+    }
+    path.join("examples").join(name)
+}
+
 /// Logs to the test's output when `RUST_LOG` is set.
 pub fn init_logs() {
     let _ = env_logger::builder().is_test(true).try_init();
