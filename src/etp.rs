@@ -31,6 +31,8 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
+pub(crate) mod ws;
+
 /// The delimiter between the parts of a frame.
 pub const DELIMITER: &[u8] = b"||";
 
