@@ -224,7 +224,10 @@ async fn frozen_connection_after_ready_fails_over_within_ping_interval_plus_time
     let proxy = FreezingProxy::start(a.addr()).await;
     let (client, seen) = watched(module().hosts([proxy.host()]));
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
-    client.update_hosts([b.addr().to_string()]).unwrap();
+    // The current host stays listed, so the session stays; b comes next.
+    client
+        .update_hosts([proxy.host(), b.addr().to_string()])
+        .unwrap();
     let frozen_at = Instant::now();
     proxy.freeze();
     until_active(&seen, 2).await;

@@ -1,12 +1,16 @@
 //! The cluster client: a supervised ETP session delivering typed messages.
 
+mod connect;
 mod dispatch;
+mod handshake;
+mod lanes;
+mod liveness;
 mod messages;
 mod session;
 mod supervisor;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -41,8 +45,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_READ_LIMIT: usize = 4 * 1024 * 1024;
 /// The first delay after a failed attempt.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-/// The longest delay between failing attempts.
+/// The longest delay between failing rounds of attempts.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long a session must stay active for its end to count as a failover
+/// (the next host at once, backoff reset) rather than a failed attempt: one
+/// ping interval.
+pub const DEFAULT_MIN_UPTIME: Duration = DEFAULT_PING_INTERVAL;
 
 /// Everything a session needs, fixed at build time.
 pub(crate) struct Settings {
@@ -61,6 +69,7 @@ pub(crate) struct Settings {
     pub(crate) read_limit: usize,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) min_uptime: Duration,
     pub(crate) config_receiver: Option<Recipient<RemoteConfig>>,
     pub(crate) routes_receiver: Option<Recipient<RoutesChanged>>,
     pub(crate) module_receivers: Vec<(String, Recipient<HostsChanged>)>,
@@ -106,21 +115,23 @@ pub struct Status {
     pub sessions_failed: u64,
 }
 
-/// State shared by the handle, the supervisor and the sessions.
+/// The client's status, shared by the handle and the supervisor. Only the
+/// supervisor writes it, and health is read from the same snapshot, so a
+/// health answer and the status it carries always agree.
 pub(crate) struct Shared {
-    pub(crate) healthy: AtomicBool,
-    pub(crate) status: Mutex<Status>,
+    status: Mutex<Status>,
 }
 
 impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut status);
+        f(&mut self.lock());
     }
 
     pub(crate) fn set_state(&self, state: SessionState, host: Option<&str>) {
-        self.healthy
-            .store(state == SessionState::Active, Ordering::Release);
         self.update(|s| {
             s.state = state;
             if let Some(host) = host {
@@ -147,6 +158,8 @@ pub enum BuildError {
     InvalidSetting(&'static str),
     /// The declaration could not be encoded.
     Encode(String),
+    /// `start()` was called outside a running actix System.
+    NoSystem,
 }
 
 impl fmt::Display for BuildError {
@@ -158,6 +171,9 @@ impl fmt::Display for BuildError {
             Self::DuplicateModule(m) => write!(f, "module {m:?} is required twice"),
             Self::InvalidSetting(what) => write!(f, "invalid setting: {what}"),
             Self::Encode(e) => write!(f, "cannot encode module declaration: {e}"),
+            Self::NoSystem => f.write_str(
+                "the client must be started inside a running actix system (e.g. #[actix::main])",
+            ),
         }
     }
 }
@@ -200,6 +216,7 @@ pub struct ClusterClientBuilder {
     read_limit: usize,
     backoff_initial: Duration,
     backoff_max: Duration,
+    min_uptime: Duration,
     config_receiver: Option<Recipient<RemoteConfig>>,
     routes_receiver: Option<Recipient<RoutesChanged>>,
     module_receivers: Vec<(String, Recipient<HostsChanged>)>,
@@ -316,11 +333,23 @@ impl ClusterClientBuilder {
         self
     }
 
-    /// The bounds of the exponential backoff between failing attempts
-    /// (default 100 ms to 10 s).
+    /// The bounds of the exponential backoff between failing rounds of
+    /// attempts (default 100 ms to 10 s). A failed attempt moves to the next
+    /// host at once; the delay applies once every host of the list failed,
+    /// doubling per round, each delay drawn from `[d/2, d]`.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max;
+        self
+    }
+
+    /// How long a session must stay active for its end to be a failover
+    /// (the next host at once, backoff reset) rather than a failed attempt
+    /// (default: one ping interval, 5 s). A node that accepts the module and
+    /// drops it moments later is thus retried at the backoff's pace, not at
+    /// handshake speed.
+    pub fn min_uptime(mut self, uptime: Duration) -> Self {
+        self.min_uptime = uptime;
         self
     }
 
@@ -376,13 +405,14 @@ impl ClusterClientBuilder {
             config_timeout: self.config_timeout,
             receiver_timeout: self.receiver_timeout,
             initial_wait: self.initial_wait,
-            config_initial_wait: self.config_initial_wait + self.config_timeout,
+            config_initial_wait: self.config_initial_wait.saturating_add(self.config_timeout),
             ping_interval: self.ping_interval,
             ping_timeout: self.ping_timeout,
             connect_timeout: self.connect_timeout,
             read_limit: self.read_limit,
             backoff_initial: self.backoff_initial,
             backoff_max: self.backoff_max,
+            min_uptime: self.min_uptime,
             config_receiver: self.config_receiver,
             routes_receiver: self.routes_receiver,
             module_receivers: self.module_receivers,
@@ -395,9 +425,11 @@ impl ClusterClientBuilder {
     /// one). Fails only on a configuration mistake; connection failures are
     /// retried for ever and visible in [`ClusterClient::status`].
     pub fn start(self) -> Result<ClusterClient, BuildError> {
+        if actix::System::try_current().is_none() {
+            return Err(BuildError::NoSystem);
+        }
         let (settings, hosts) = self.settings()?;
         let shared = Arc::new(Shared {
-            healthy: AtomicBool::new(false),
             status: Mutex::new(Status {
                 state: SessionState::Connecting,
                 host: None,
@@ -480,6 +512,7 @@ impl ClusterClient {
             read_limit: DEFAULT_READ_LIMIT,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            min_uptime: DEFAULT_MIN_UPTIME,
             config_receiver: None,
             routes_receiver: None,
             module_receivers: Vec::new(),
@@ -487,29 +520,30 @@ impl ClusterClient {
         }
     }
 
-    /// `Ok` while a session is active (its `MODULE:READY` was acknowledged).
-    /// Reads an atomic: no actor round trip, cheap enough for every health
-    /// probe.
+    /// `Ok` while a session is active (its `MODULE:READY` was acknowledged);
+    /// Go's `Client.Healthcheck`. No actor round trip: it reads the status
+    /// under a short lock, cheap enough for every health probe, and an `Err`
+    /// carries the very status the answer was taken from.
     pub fn healthcheck(&self) -> Result<(), Inactive> {
-        if self.shared.healthy.load(Ordering::Acquire) {
+        let status = self.shared.lock();
+        if status.state == SessionState::Active {
             Ok(())
         } else {
             Err(Inactive {
-                status: self.status(),
+                status: status.clone(),
             })
         }
     }
 
     /// The state, its host and since when, the last error and the counters.
     pub fn status(&self) -> Status {
-        self.shared
-            .status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.lock().clone()
     }
 
-    /// Replaces the config-service nodes; the next session uses them.
+    /// Replaces the config-service nodes, at once: a pending backoff delay
+    /// is cancelled and the next attempt uses the new list; a session on a
+    /// host that is no longer listed leaves it with a normal close (1000) and
+    /// moves to a listed one.
     pub fn update_hosts<I, S>(&self, hosts: I) -> Result<(), BuildError>
     where
         I: IntoIterator<Item = S>,

@@ -1,115 +1,51 @@
-//! One ETP session on one WebSocket connection: frames, acks, the handshake,
-//! liveness and ordered delivery to the receivers.
+//! One ETP session on one WebSocket connection: the actor that wires the
+//! pieces together. Frames come in through the read-limited codec
+//! ([`crate::etp::ws`]), events are classified ([`super::dispatch`]), the
+//! handshake decides what is due ([`super::handshake`]), deliveries go
+//! through latest-wins lanes ([`super::lanes`]), and pings and the close
+//! handshake follow [`super::liveness`].
 //!
-//! The handshake is a small state machine:
-//!
-//! ```text
-//! Registering ──both acks ok──▶ AwaitingInitialState ──all delivered──▶ Declaring ──ack ok──▶ Active
-//! ```
-//!
-//! `MODULE:SEND_CONFIG_SCHEMA` and `MODULE:SEND_REQUIREMENTS` go out together.
-//! Initial events count whenever they arrive, also before the acks. Any
-//! failure before `Active` (a non-`ok` ack, an ack timeout, a missing initial
-//! event, a receiver error, an `ERROR_*` event, invalid JSON) ends the session
-//! with a reason that names it; the supervisor then tries again.
+//! Any failure before `Active` (a non-`ok` ack, an ack timeout, a missing
+//! initial event, a receiver error, an `ERROR_*` event, invalid JSON) ends
+//! the session with a reason that names it and a close frame that says so;
+//! the supervisor then tries again. Once the session has written its close
+//! frame it writes and delivers nothing else.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
-use actix_http::ws::{self, CloseCode, CloseReason, Frame, Item};
-use awc::BoxedSocket;
-use bytes::{Bytes, BytesMut};
+use actix_http::ws::{self, CloseCode, CloseReason, Frame};
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
+use super::connect::Framed;
 use super::dispatch::{classify, Incoming};
+use super::handshake::{Handshake, Initial};
+use super::lanes::{Lane, Snapshot};
+use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::supervisor::{SessionActive, SessionEnded, Supervisor};
-use super::{HostsChanged, RemoteConfig, RoutesChanged, Settings, Shared};
+use super::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
+use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
 use crate::secrets::LogPayload;
 use crate::types::RoutingConfig;
 
-type Framed = actix_codec::Framed<BoxedSocket, ws::Codec>;
-type Sink = SplitSink<Framed, ws::Message>;
+type Sink = FlushOnClose<SplitSink<Framed, ws::Message>>;
 
 /// Session actors alive in the process, for leak tests.
 pub(crate) static LIVE_SESSIONS: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
-
-/// How long `close()` waits for the server to answer the close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Ask the session to close with 1000.
 pub(crate) struct CloseSession;
 
 impl Message for CloseSession {
     type Result = ();
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Registering,
-    AwaitingInitialState,
-    Declaring,
-    Active,
-    Closing,
-}
-
-/// What a delivery is, for the handshake's bookkeeping and the logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Config,
-    Routes,
-    Hosts(usize),
-}
-
-/// One receiver's queue: one message in flight at a time, in arrival order.
-struct Lane<M>
-where
-    M: Message + Send,
-    M::Result: Send,
-{
-    name: String,
-    recipient: Recipient<M>,
-    timeout: Duration,
-    /// Messages waiting, with the name of the event each came from.
-    queue: VecDeque<(M, Cow<'static, str>)>,
-    busy: bool,
-}
-
-impl<M> Lane<M>
-where
-    M: Message + Send,
-    M::Result: Send,
-{
-    fn new(name: String, recipient: Recipient<M>, timeout: Duration) -> Self {
-        Self {
-            name,
-            recipient,
-            timeout,
-            queue: VecDeque::new(),
-            busy: false,
-        }
-    }
-}
-
-/// The handshake's view of one initial event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    NotWanted,
-    Pending,
-    Arrived,
-    Accepted,
-}
-
-impl Wait {
-    fn done(self) -> bool {
-        matches!(self, Wait::NotWanted | Wait::Accepted)
-    }
 }
 
 struct PendingAck {
@@ -121,65 +57,33 @@ pub(crate) struct Session {
     id: u64,
     host: String,
     settings: Arc<Settings>,
-    shared: Arc<Shared>,
     supervisor: Addr<Supervisor>,
     sink: SinkWrite<ws::Message, Sink>,
-    phase: Phase,
+    handshake: Handshake,
     next_ack_id: u64,
     pending: HashMap<u64, PendingAck>,
-    registration_acks: usize,
-    config_wait: Wait,
-    routes_wait: Wait,
-    module_waits: Vec<Wait>,
     config_lane: Option<Lane<RemoteConfig>>,
     routes_lane: Option<Lane<RoutesChanged>>,
     module_lanes: Vec<Lane<HostsChanged>>,
-    /// A fragmented message being reassembled.
-    fragments: Option<BytesMut>,
-    /// The number of the last ping sent.
-    ping_seq: u64,
-    /// The unanswered ping, if any.
-    ping_outstanding: Option<u64>,
+    fragments: Reassembler,
+    heartbeat: Heartbeat,
+    /// Set once our close frame is written: nothing is written or delivered
+    /// after it.
+    closing: Option<Closing>,
     end_reason: Option<String>,
-    established: bool,
+    /// When `MODULE:READY` was acknowledged.
+    active_since: Option<Instant>,
     /// `close()` asked for this end.
     closed_by_us: bool,
 }
 
 impl Session {
-    /// Connects to `host` and upgrades, within the connect timeout.
-    pub(crate) async fn connect(settings: Arc<Settings>, host: String) -> Result<Framed, String> {
-        let url = format!(
-            "ws://{host}/isp-etp/?module_name={}",
-            encode_query(&settings.module)
-        );
-        let timeout = settings.connect_timeout;
-        let client = awc::Client::builder()
-            // Our own timeout below bounds connect plus upgrade; awc's must
-            // not fire first with a vaguer message.
-            .timeout(timeout + Duration::from_secs(1))
-            .max_http_version(awc::http::Version::HTTP_11)
-            .finish();
-        let request = client.ws(url).max_frame_size(settings.read_limit);
-        match actix::clock::timeout(timeout, request.connect()).await {
-            Ok(Ok((_response, framed))) => Ok(framed),
-            Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(format!(
-                "cannot connect to {host}: websocket upgrade refused with HTTP {status}"
-            )),
-            Ok(Err(e)) => Err(format!("cannot connect to {host}: {e}")),
-            Err(_) => Err(format!(
-                "cannot connect to {host}: no websocket upgrade within {timeout:?}"
-            )),
-        }
-    }
-
     /// Starts the session actor on an upgraded connection.
     pub(crate) fn start_with(
         framed: Framed,
         id: u64,
         host: String,
         settings: Arc<Settings>,
-        shared: Arc<Shared>,
         supervisor: Addr<Supervisor>,
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
@@ -210,33 +114,24 @@ impl Session {
             Session {
                 id,
                 host,
-                sink: SinkWrite::new(sink, ctx),
-                phase: Phase::Registering,
+                sink: SinkWrite::new(FlushOnClose(sink), ctx),
+                handshake: Handshake::new(
+                    config_lane.is_some(),
+                    routes_lane.is_some(),
+                    settings.module_receivers.len(),
+                ),
                 next_ack_id: 1,
                 pending: HashMap::new(),
-                registration_acks: 0,
-                config_wait: if config_lane.is_some() {
-                    Wait::Pending
-                } else {
-                    Wait::NotWanted
-                },
-                routes_wait: if routes_lane.is_some() {
-                    Wait::Pending
-                } else {
-                    Wait::NotWanted
-                },
-                module_waits: vec![Wait::Pending; settings.module_receivers.len()],
                 config_lane,
                 routes_lane,
                 module_lanes,
-                fragments: None,
-                ping_seq: 0,
-                ping_outstanding: None,
+                fragments: Reassembler::new(settings.read_limit),
+                heartbeat: Heartbeat::default(),
+                closing: None,
                 end_reason: None,
-                established: false,
+                active_since: None,
                 closed_by_us: false,
                 settings,
-                shared,
                 supervisor,
             }
         })
@@ -249,51 +144,75 @@ impl Session {
         )
     }
 
-    /// Ends the session: the first reason given is the one reported.
-    fn fail(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.end_reason.is_none() {
-            self.end_reason = Some(reason);
+    // ---- ending -------------------------------------------------------------
+
+    /// Gives the session up: `reason` is reported (the first one given
+    /// wins) and the peer is told with a close frame of `code`.
+    fn fail(&mut self, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            return;
         }
-        self.start_closing();
-        ctx.stop();
+        let frame = close_frame(code, &reason);
+        self.end_reason.get_or_insert(reason);
+        self.begin_close(frame, true, ctx);
     }
 
-    /// Enters `Closing` and writes the close frame (1000), once.
-    fn start_closing(&mut self) {
-        if self.phase != Phase::Closing {
-            self.phase = Phase::Closing;
-            // Best effort: the connection may already be gone.
-            let _ = self.sink.write(ws::Message::Close(Some(CloseReason {
-                code: CloseCode::Normal,
-                description: None,
-            })));
+    /// Writes `frame` (a close frame), closes the sink and stops once that is
+    /// flushed (and, with `wait_for_peer`, once the peer
+    /// answered), within [`CLOSE_GRACE`]. From here on nothing else is
+    /// written or delivered.
+    fn begin_close(&mut self, frame: ws::Message, wait_for_peer: bool, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.closing = Some(Closing::new(wait_for_peer));
+        for (_, pending) in self.pending.drain() {
+            ctx.cancel_future(pending.timer);
+        }
+        if let Some(lane) = self.config_lane.as_mut() {
+            lane.clear();
+        }
+        if let Some(lane) = self.routes_lane.as_mut() {
+            lane.clear();
+        }
+        for lane in &mut self.module_lanes {
+            lane.clear();
+        }
+        if self.sink.write(frame).is_err() {
+            // The sink is already closing: nothing more can be said.
+            ctx.stop();
+            return;
+        }
+        self.sink.close();
+        ctx.run_later(CLOSE_GRACE, |act, ctx| {
+            log::debug!(
+                "{} close handshake not done within {CLOSE_GRACE:?}",
+                act.tag()
+            );
+            ctx.stop();
+        });
+    }
+
+    /// Writes a frame unless the session is closing.
+    fn write(&mut self, message: ws::Message) {
+        if self.closing.is_some() {
+            return;
+        }
+        if self.sink.write(message).is_err() {
+            log::debug!("{} frame dropped: the connection is closing", self.tag());
         }
     }
 
     // ---- emits and acks -------------------------------------------------
 
-    fn send_frame(&mut self, event: &Event) {
-        let frame = event.encode();
-        // Text as the Go peers send; binary only for data that is not UTF-8
-        // (the peers parse both the same way).
-        let message = match bytestring::ByteString::try_from(frame.clone()) {
-            Ok(text) => ws::Message::Text(text),
-            Err(_) => ws::Message::Binary(frame),
-        };
-        if self.sink.write(message).is_err() {
-            log::warn!(
-                "{} cannot write {}: connection closing",
-                self.tag(),
-                event.name
-            );
-        }
+    fn send_event(&mut self, event: &Event) {
+        self.write(message_for(event.encode()));
     }
 
     fn emit_with_ack(&mut self, event: &'static str, data: Bytes, ctx: &mut Context<Self>) {
         let ack_id = self.next_ack_id;
         self.next_ack_id += 1;
         // The schema payload goes through the masker; others by size only.
-        // (`log::debug!` formats nothing unless debug is on.)
         match event {
             MODULE_SEND_CONFIG_SCHEMA => log::debug!(
                 "{} emit {event} #{ack_id}: {}",
@@ -306,11 +225,12 @@ impl Session {
                 data.len()
             ),
         }
-        self.send_frame(&Event::new(event, ack_id, data));
+        self.send_event(&Event::new(event, ack_id, data));
         let timeout = self.settings.ack_timeout;
         let timer = ctx.run_later(timeout, move |act, ctx| {
             if act.pending.remove(&ack_id).is_some() {
-                act.fail(format!("no ack for {event} within {timeout:?}"), ctx);
+                let reason = format!("no ack for {event} within {timeout:?}");
+                act.fail(reason, CloseCode::Error, ctx);
             }
         });
         self.pending.insert(ack_id, PendingAck { event, timer });
@@ -327,22 +247,19 @@ impl Session {
         ctx.cancel_future(pending.timer);
         let text = String::from_utf8_lossy(text);
         if text != ACK_OK {
-            self.fail(format!("server refused {}: {text}", pending.event), ctx);
+            let reason = format!("server refused {}: {text}", pending.event);
+            self.fail(reason, CloseCode::Error, ctx);
             return;
         }
         log::debug!("{} ack {} ok", self.tag(), pending.event);
         match pending.event {
-            MODULE_SEND_CONFIG_SCHEMA | MODULE_SEND_REQUIREMENTS => {
-                self.registration_acks += 1;
-                if self.registration_acks == 2 && self.phase == Phase::Registering {
-                    self.phase = Phase::AwaitingInitialState;
-                    self.start_initial_deadlines(ctx);
-                    self.maybe_declare(ctx);
-                }
+            MODULE_SEND_CONFIG_SCHEMA | MODULE_SEND_REQUIREMENTS if self.handshake.registered() => {
+                self.start_initial_deadlines(ctx);
+                self.maybe_declare(ctx);
             }
             MODULE_READY => {
-                self.phase = Phase::Active;
-                self.established = true;
+                self.handshake.activated();
+                self.active_since = Some(Instant::now());
                 log::info!("{} active", self.tag());
                 self.supervisor.do_send(SessionActive { id: self.id });
                 // Sent from here, not from the supervisor, so that it reaches
@@ -360,74 +277,45 @@ impl Session {
     // ---- the handshake ----------------------------------------------------
 
     fn start_initial_deadlines(&mut self, ctx: &mut Context<Self>) {
-        if self.config_wait == Wait::Pending {
-            let wait = self.settings.config_initial_wait;
-            ctx.run_later(wait, move |act, ctx| {
-                if act.config_wait == Wait::Pending && act.phase == Phase::AwaitingInitialState {
-                    act.fail(
-                        format!("no {CONFIG_SEND_CONFIG_WHEN_CONNECTED} within {wait:?}"),
-                        ctx,
-                    );
-                }
-            });
-        }
+        let wait = self.settings.config_initial_wait;
+        ctx.run_later(wait, move |act, ctx| {
+            if act.handshake.config_missing() {
+                let reason = format!("no {CONFIG_SEND_CONFIG_WHEN_CONNECTED} within {wait:?}");
+                act.fail(reason, CloseCode::Error, ctx);
+            }
+        });
         let wait = self.settings.initial_wait;
         ctx.run_later(wait, move |act, ctx| {
-            if act.phase != Phase::AwaitingInitialState {
-                return;
-            }
-            if act.routes_wait == Wait::Pending {
-                act.fail(
-                    format!("no {CONFIG_SEND_ROUTES_WHEN_CONNECTED} within {wait:?}"),
-                    ctx,
-                );
-            } else if let Some(i) = act.module_waits.iter().position(|w| *w == Wait::Pending) {
-                let module = &act.settings.module_receivers[i].0;
-                act.fail(
-                    format!("no {} within {wait:?}", module_connected_event(module)),
-                    ctx,
-                );
-            }
+            let event = match act.handshake.first_missing() {
+                None => return,
+                Some(Initial::Routes) => CONFIG_SEND_ROUTES_WHEN_CONNECTED.to_owned(),
+                Some(Initial::Hosts(i)) => {
+                    module_connected_event(&act.settings.module_receivers[i].0)
+                }
+                Some(Initial::Config) => CONFIG_SEND_CONFIG_WHEN_CONNECTED.to_owned(),
+            };
+            act.fail(format!("no {event} within {wait:?}"), CloseCode::Error, ctx);
         });
     }
 
     fn maybe_declare(&mut self, ctx: &mut Context<Self>) {
-        if self.phase != Phase::AwaitingInitialState {
-            return;
-        }
-        let all_done = self.config_wait.done()
-            && self.routes_wait.done()
-            && self.module_waits.iter().all(|w| w.done());
-        if all_done {
-            self.phase = Phase::Declaring;
+        if self.closing.is_none() && self.handshake.declare_now() {
             let payload = self.settings.ready_payload.clone();
             self.emit_with_ack(MODULE_READY, payload, ctx);
         }
     }
 
-    fn wait_mut(&mut self, kind: Kind) -> &mut Wait {
-        match kind {
-            Kind::Config => &mut self.config_wait,
-            Kind::Routes => &mut self.routes_wait,
-            Kind::Hosts(i) => &mut self.module_waits[i],
-        }
-    }
-
-    fn arrived(&mut self, kind: Kind) {
-        let wait = self.wait_mut(kind);
-        if *wait == Wait::Pending {
-            *wait = Wait::Arrived;
-        }
-    }
-
     fn delivered(
         &mut self,
-        kind: Kind,
+        kind: Initial,
         receiver: &str,
         event: &str,
-        result: Result<Result<(), super::ReceiverError>, MailboxError>,
+        result: Result<Result<(), ReceiverError>, MailboxError>,
         ctx: &mut Context<Self>,
     ) {
+        if self.closing.is_some() {
+            return;
+        }
         let error = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("{receiver} rejected {event}: {e}")),
@@ -438,16 +326,13 @@ impl Session {
         };
         match error {
             None => {
-                let wait = self.wait_mut(kind);
-                if *wait == Wait::Arrived {
-                    *wait = Wait::Accepted;
-                }
+                self.handshake.accepted(kind);
                 self.maybe_declare(ctx);
             }
-            Some(error) if self.phase == Phase::Active || self.phase == Phase::Closing => {
+            Some(error) if self.handshake.is_active() => {
                 log::error!("{} {error}", self.tag());
             }
-            Some(error) => self.fail(error, ctx),
+            Some(error) => self.fail(error, CloseCode::Error, ctx),
         }
     }
 
@@ -491,10 +376,11 @@ impl Session {
                 Err(error) => self.bad_payload(error, ctx),
             },
             Incoming::ServerError { event: name, text } => {
-                if self.phase == Phase::Active {
+                if self.handshake.is_active() {
                     log::error!("{} server sent {name}: {text}", self.tag());
                 } else {
-                    self.fail(format!("server sent {name}: {text}"), ctx);
+                    let reason = format!("server sent {name}: {text}");
+                    self.fail(reason, CloseCode::Error, ctx);
                     return;
                 }
             }
@@ -507,24 +393,23 @@ impl Session {
                 );
                 if event.wants_ack() {
                     let text = format!("unknown event {}", event.name);
-                    self.send_frame(&event.ack(text));
+                    self.send_event(&event.ack(text));
                 }
                 return;
             }
         }
         if event.wants_ack() {
-            self.send_frame(&event.ack(Bytes::new()));
+            self.send_event(&event.ack(Bytes::new()));
         }
     }
 
     /// A payload that does not parse is never delivered: during the
     /// handshake it fails the session, after it the last good state stays.
     fn bad_payload(&mut self, error: String, ctx: &mut Context<Self>) {
-        match self.phase {
-            Phase::Active | Phase::Closing => {
-                log::error!("{} {error}; the last good state stays in force", self.tag())
-            }
-            _ => self.fail(error, ctx),
+        if self.handshake.is_active() {
+            log::error!("{} {error}; the last good state stays in force", self.tag());
+        } else {
+            self.fail(error, CloseCode::Error, ctx);
         }
     }
 
@@ -540,10 +425,14 @@ impl Session {
             log::debug!("{} no config receiver; {event} dropped", self.tag());
             return;
         };
-        lane.queue
-            .push_back((RemoteConfig { data, initial }, event.into()));
-        self.arrived(Kind::Config);
-        self.pump_config(ctx);
+        if lane.offer(RemoteConfig { data, initial }, event.into()) {
+            log::debug!(
+                "{} a waiting config was replaced by {event} (latest wins)",
+                self.tag()
+            );
+        }
+        self.handshake.arrived(Initial::Config);
+        self.pump(Initial::Config, |s| s.config_lane.as_mut(), ctx);
     }
 
     fn on_routes(&mut self, event: &'static str, routes: RoutingConfig, ctx: &mut Context<Self>) {
@@ -551,62 +440,64 @@ impl Session {
         let Some(lane) = self.routes_lane.as_mut() else {
             return;
         };
-        lane.queue.push_back((RoutesChanged(routes), event.into()));
-        self.arrived(Kind::Routes);
-        self.pump_routes(ctx);
+        if lane.offer(RoutesChanged(routes), event.into()) {
+            log::debug!(
+                "{} a waiting routing table was replaced by {event} (latest wins)",
+                self.tag()
+            );
+        }
+        self.handshake.arrived(Initial::Routes);
+        self.pump(Initial::Routes, |s| s.routes_lane.as_mut(), ctx);
     }
 
     fn on_hosts(&mut self, index: usize, hosts: Vec<String>, ctx: &mut Context<Self>) {
+        let Some(lane) = self.module_lanes.get_mut(index) else {
+            return;
+        };
         let module = self.settings.module_receivers[index].0.clone();
-        log::debug!("{} hosts of {module}: {hosts:?}", self.tag());
-        let event = module_connected_event(&module);
-        self.module_lanes[index]
-            .queue
-            .push_back((HostsChanged { module, hosts }, event.into()));
-        self.arrived(Kind::Hosts(index));
-        self.pump_hosts(index, ctx);
-    }
-
-    // ---- ordered delivery -------------------------------------------------
-
-    fn pump_config(&mut self, ctx: &mut Context<Self>) {
-        self.pump(Kind::Config, |s| s.config_lane.as_mut(), ctx);
-    }
-
-    fn pump_routes(&mut self, ctx: &mut Context<Self>) {
-        self.pump(Kind::Routes, |s| s.routes_lane.as_mut(), ctx);
-    }
-
-    fn pump_hosts(&mut self, index: usize, ctx: &mut Context<Self>) {
+        log::debug!(
+            "[module={} session={} host={}] hosts of {module}: {hosts:?}",
+            self.settings.module,
+            self.id,
+            self.host
+        );
+        let event: Cow<'static, str> = module_connected_event(&module).into();
+        if lane.offer(HostsChanged { module, hosts }, event) {
+            log::debug!(
+                "[module={} session={}] waiting addresses replaced (latest wins)",
+                self.settings.module,
+                self.id
+            );
+        }
+        self.handshake.arrived(Initial::Hosts(index));
         self.pump(
-            Kind::Hosts(index),
+            Initial::Hosts(index),
             move |s| s.module_lanes.get_mut(index),
             ctx,
         );
     }
 
-    /// Sends the lane's next message unless one is in flight; on completion
-    /// records the outcome and sends the next.
-    fn pump<M, F>(&mut self, kind: Kind, lane_of: F, ctx: &mut Context<Self>)
+    /// Sends the lane's waiting message unless one is in flight or the
+    /// session is closing; on completion records the outcome and sends the
+    /// next.
+    fn pump<M, F>(&mut self, kind: Initial, lane_of: F, ctx: &mut Context<Self>)
     where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        M::Result: Into<Result<(), super::ReceiverError>>,
+        M: Snapshot,
+        M::Result: Send + Into<Result<(), ReceiverError>>,
         F: Fn(&mut Session) -> Option<&mut Lane<M>> + Copy + 'static,
     {
-        let Some(lane) = lane_of(self) else { return };
-        if lane.busy {
+        if self.closing.is_some() {
             return;
         }
-        let Some((message, event)) = lane.queue.pop_front() else {
+        let Some(lane) = lane_of(self) else { return };
+        let Some((message, event)) = lane.next() else {
             return;
         };
-        lane.busy = true;
         let receiver = lane.name.clone();
         let request = lane.recipient.send(message).timeout(lane.timeout);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             if let Some(lane) = lane_of(act) {
-                lane.busy = false;
+                lane.done();
             }
             act.delivered(kind, &receiver, &event, result.map(Into::into), ctx);
             act.pump(kind, lane_of, ctx);
@@ -619,115 +510,26 @@ impl Session {
         let interval = self.settings.ping_interval;
         let timeout = self.settings.ping_timeout;
         ctx.run_interval(interval, move |act, ctx| {
-            if act.ping_outstanding.is_some() {
+            if act.closing.is_some() {
                 return;
             }
-            act.ping_seq += 1;
-            let seq = act.ping_seq;
-            act.ping_outstanding = Some(seq);
-            if act.sink.write(ws::Message::Ping(Bytes::new())).is_err() {
+            let Some(seq) = act.heartbeat.ping() else {
                 return;
-            }
+            };
+            act.write(ws::Message::Ping(Bytes::new()));
             ctx.run_later(timeout, move |act, ctx| {
-                if act.ping_outstanding == Some(seq) {
-                    act.fail(format!("no pong within {timeout:?}: connection lost"), ctx);
+                if act.heartbeat.missed(seq) && act.closing.is_none() {
+                    // The link is presumed dead: say so, but do not wait
+                    // for an answer that will not come.
+                    let reason = format!("no pong within {timeout:?}: connection lost");
+                    let frame = close_frame(CloseCode::Error, &reason);
+                    act.end_reason.get_or_insert(reason);
+                    act.begin_close(frame, false, ctx);
                 }
             });
         });
     }
-}
 
-impl Actor for Session {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared
-            .set_state(super::SessionState::Handshaking, Some(&self.host));
-        log::info!("{} connected; registering", self.tag());
-        self.heartbeat(ctx);
-        let schema = self.settings.schema_payload.clone();
-        let requirements = self.settings.requirements_payload.clone();
-        self.emit_with_ack(MODULE_SEND_CONFIG_SCHEMA, schema, ctx);
-        self.emit_with_ack(MODULE_SEND_REQUIREMENTS, requirements, ctx);
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared
-            .healthy
-            .store(false, std::sync::atomic::Ordering::Release);
-        // The pending acks fail with the session, at once.
-        self.pending.clear();
-        let reason = match (self.closed_by_us, self.end_reason.take()) {
-            (true, _) => "closed by the client".to_owned(),
-            (false, Some(reason)) => reason,
-            (false, None) => "session stopped".to_owned(),
-        };
-        self.supervisor.do_send(SessionEnded {
-            id: self.id,
-            reason,
-            established: self.established,
-            closed_by_us: self.closed_by_us,
-        });
-    }
-}
-
-impl WriteHandler<ws::ProtocolError> for Session {
-    fn error(&mut self, err: ws::ProtocolError, ctx: &mut Context<Self>) -> Running {
-        self.fail(format!("cannot write to the connection: {err}"), ctx);
-        Running::Stop
-    }
-}
-
-impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
-    fn handle(&mut self, frame: Result<Frame, ws::ProtocolError>, ctx: &mut Context<Self>) {
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(ws::ProtocolError::Overflow) => {
-                let limit = self.settings.read_limit;
-                self.fail(format!("message over the read limit of {limit} bytes"), ctx);
-                return;
-            }
-            Err(ws::ProtocolError::Io(e)) => {
-                let reason = format!("connection lost: {e}{}", self.pending_note());
-                self.fail(reason, ctx);
-                return;
-            }
-            Err(e) => {
-                self.fail(format!("websocket protocol error: {e}"), ctx);
-                return;
-            }
-        };
-        match frame {
-            Frame::Text(data) | Frame::Binary(data) => {
-                if self.fragments.take().is_some() {
-                    log::warn!("{} fragmented message interrupted; dropped", self.tag());
-                }
-                self.on_message(data, ctx);
-            }
-            Frame::Continuation(item) => self.on_continuation(item, ctx),
-            Frame::Ping(data) => {
-                let _ = self.sink.write(ws::Message::Pong(data));
-            }
-            Frame::Pong(_) => self.ping_outstanding = None,
-            Frame::Close(reason) => self.on_close(reason, ctx),
-        }
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.end_reason.is_none() {
-            let reason = format!(
-                "connection lost: closed without a close frame{}",
-                self.pending_note()
-            );
-            self.end_reason = Some(reason);
-        }
-        ctx.stop();
-    }
-}
-
-impl Session {
     /// Names the emits whose acks will now never come.
     fn pending_note(&self) -> String {
         if self.pending.is_empty() {
@@ -738,42 +540,11 @@ impl Session {
         format!(" (while awaiting the ack of {})", events.join(", "))
     }
 
-    fn on_continuation(&mut self, item: Item, ctx: &mut Context<Self>) {
-        let limit = self.settings.read_limit;
-        let (chunk, first, last) = match item {
-            Item::FirstText(b) | Item::FirstBinary(b) => (b, true, false),
-            Item::Continue(b) => (b, false, false),
-            Item::Last(b) => (b, false, true),
-        };
-        if first {
-            self.fragments = Some(BytesMut::with_capacity(chunk.len() * 2));
-        }
-        let Some(buf) = self.fragments.as_mut() else {
-            log::warn!(
-                "{} continuation frame without a first frame; dropped",
-                self.tag()
-            );
-            return;
-        };
-        if buf.len() + chunk.len() > limit {
-            self.fragments = None;
-            self.fail(
-                format!("fragmented message over the read limit of {limit} bytes"),
-                ctx,
-            );
-            return;
-        }
-        buf.extend_from_slice(&chunk);
-        if last {
-            if let Some(buf) = self.fragments.take() {
-                self.on_message(buf.freeze(), ctx);
-            }
-        }
-    }
-
     fn on_close(&mut self, reason: Option<CloseReason>, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Closing {
-            ctx.stop();
+        if let Some(closing) = self.closing.as_mut() {
+            if closing.peer_closed() {
+                ctx.stop();
+            }
             return;
         }
         let (code, text) = match &reason {
@@ -781,7 +552,7 @@ impl Session {
             None => (1005, String::new()),
         };
         let note = self.pending_note();
-        let reason = if code == 1000 {
+        let end = if code == 1000 {
             log::info!("{} server closed the session (1000) {text}", self.tag());
             format!("server closed the session normally (1000) {text}{note}")
         } else {
@@ -791,7 +562,136 @@ impl Session {
             );
             format!("server closed the session with {code}: {text}{note}")
         };
-        self.fail(reason.trim_end().to_owned(), ctx);
+        self.end_reason
+            .get_or_insert_with(|| end.trim_end().to_owned());
+        // Echo it (RFC 6455 §5.5.1); the server closes TCP after that, so
+        // stop once the echo is flushed.
+        self.begin_close(echo(reason.as_ref()), false, ctx);
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        log::info!("{} connected; registering", self.tag());
+        self.heartbeat(ctx);
+        let schema = self.settings.schema_payload.clone();
+        let requirements = self.settings.requirements_payload.clone();
+        self.emit_with_ack(MODULE_SEND_CONFIG_SCHEMA, schema, ctx);
+        self.emit_with_ack(MODULE_SEND_REQUIREMENTS, requirements, ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let reason = match (self.closed_by_us, self.end_reason.take()) {
+            (true, _) => "closed by the client".to_owned(),
+            (false, Some(reason)) => reason,
+            (false, None) => "session stopped".to_owned(),
+        };
+        self.supervisor.do_send(SessionEnded {
+            id: self.id,
+            reason,
+            active_for: self.active_since.map(|since| since.elapsed()),
+            closed_by_us: self.closed_by_us,
+        });
+    }
+}
+
+/// Called from inside the sink's own poll: the sink must not be touched
+/// here (its state is borrowed), so these only record and stop.
+impl WriteHandler<ws::ProtocolError> for Session {
+    fn error(&mut self, err: ws::ProtocolError, _: &mut Context<Self>) -> Running {
+        let reason = format!("cannot write to the connection: {err}");
+        log::debug!("{} {reason}", self.tag());
+        self.end_reason.get_or_insert(reason);
+        // Nothing can be written any more; `finished` follows and stops.
+        self.closing.get_or_insert_with(|| Closing::new(false));
+        Running::Stop
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The sink is closed: our close frame is on the wire (or the
+        // connection broke).
+        let stop = match self.closing.as_mut() {
+            Some(closing) => closing.flushed(),
+            None => true,
+        };
+        if stop {
+            ctx.stop();
+        }
+    }
+}
+
+impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
+    fn handle(&mut self, frame: Result<Frame, ws::ProtocolError>, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            // After our close frame only the peer's close frame matters.
+            if let Ok(Frame::Close(reason)) = frame {
+                self.on_close(reason, ctx);
+            }
+            return;
+        }
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(ws::ProtocolError::Overflow) => {
+                let limit = self.settings.read_limit;
+                let reason = format!("message over the read limit of {limit} bytes");
+                self.fail(reason, CloseCode::Size, ctx);
+                return;
+            }
+            Err(ws::ProtocolError::Io(e)) => {
+                // The connection is gone: there is nobody to say goodbye to.
+                let reason = format!("connection lost: {e}{}", self.pending_note());
+                self.end_reason.get_or_insert(reason);
+                ctx.stop();
+                return;
+            }
+            Err(e) => {
+                self.fail(
+                    format!("websocket protocol error: {e}"),
+                    CloseCode::Protocol,
+                    ctx,
+                );
+                return;
+            }
+        };
+        match frame {
+            Frame::Text(data) | Frame::Binary(data) => {
+                if self.fragments.interrupted_by_whole_message() {
+                    log::warn!("{} fragmented message interrupted; dropped", self.tag());
+                }
+                self.on_message(data, ctx);
+            }
+            Frame::Continuation(item) => match self.fragments.push(item) {
+                Ok(Some(message)) => self.on_message(message, ctx),
+                Ok(None) => {}
+                Err(FragmentError::NoFirstFrame) => log::warn!(
+                    "{} continuation frame without a first frame; dropped",
+                    self.tag()
+                ),
+                Err(FragmentError::OverLimit(limit)) => self.fail(
+                    format!("fragmented message over the read limit of {limit} bytes"),
+                    CloseCode::Size,
+                    ctx,
+                ),
+            },
+            Frame::Ping(data) => self.write(ws::Message::Pong(data)),
+            Frame::Pong(_) => self.heartbeat.pong(),
+            Frame::Close(reason) => self.on_close(reason, ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.closing.is_none() && self.end_reason.is_none() {
+            let reason = format!(
+                "connection lost: closed without a close frame{}",
+                self.pending_note()
+            );
+            self.end_reason = Some(reason);
+        }
+        ctx.stop();
     }
 }
 
@@ -799,34 +699,12 @@ impl Handler<CloseSession> for Session {
     type Result = ();
 
     fn handle(&mut self, _: CloseSession, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            return;
+        }
         log::info!("{} closing (1000)", self.tag());
         self.closed_by_us = true;
-        self.start_closing();
         // Wait for the server's close frame, but not for ever.
-        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
-    }
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
-fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode_query;
-
-    #[test]
-    fn module_names_are_url_encoded() {
-        assert_eq!(encode_query("auth-service"), "auth-service");
-        assert_eq!(encode_query("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        self.begin_close(close_frame(CloseCode::Normal, ""), true, ctx);
     }
 }

@@ -1,10 +1,12 @@
-//! The supervisor: one session at a time, host rotation and backoff.
+//! The supervisor: one session at a time, host rotation, backoff, and the
+//! one owner of the client's status.
 //!
-//! Each attempt connects to the next host (round-robin from a random
-//! start) within the connect timeout, then hands the connection to a fresh
-//! [`Session`] actor. When a session ends the supervisor decides when to try
-//! again: at once after a session that had become active, otherwise after an
-//! exponential backoff with jitter that only an active session resets.
+//! Attempts go round the host list (round-robin from a random start). A
+//! failed attempt moves to the next host at once; the backoff (exponential,
+//! with jitter) applies between full rounds of the list, so a dead node
+//! does not delay the live ones. A session that stayed active for the
+//! minimum uptime resets the backoff and is followed at once by the next
+//! host; a shorter one (a flapping node) counts as a failed attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use rand::Rng;
 use tokio::sync::oneshot;
 
+use super::connect::connect;
 use super::session::{CloseSession, Session};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
@@ -25,7 +28,7 @@ impl Message for Close {
     type Result = ();
 }
 
-/// New hosts for the next session.
+/// New hosts, applied at once.
 pub(crate) struct UpdateHosts(pub(crate) Vec<String>);
 
 impl Message for UpdateHosts {
@@ -45,9 +48,10 @@ impl Message for SessionActive {
 pub(crate) struct SessionEnded {
     pub(crate) id: u64,
     pub(crate) reason: String,
-    /// It had become active.
-    pub(crate) established: bool,
-    /// It ended because the client closed it.
+    /// How long it had been active, if it became active.
+    pub(crate) active_for: Option<Duration>,
+    /// It ended because the client closed it (`close()`, or its host was
+    /// removed by `update_hosts`).
     pub(crate) closed_by_us: bool,
 }
 
@@ -60,6 +64,8 @@ pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     hosts: Vec<String>,
     next_host: usize,
+    /// Failed attempts since the current round of the host list began.
+    failed_in_round: usize,
     backoff: ExponentialBackoff,
     session_seq: u64,
     /// The live session, or the attempt under way.
@@ -76,21 +82,29 @@ struct Current {
     session: Option<Addr<Session>>,
 }
 
+/// An exponential backoff whose delays are drawn from `[d/2, d]` around a
+/// nominal `d` that doubles from `initial` up to `max` (the `backoff`
+/// crate's symmetric jitter, centred at `3d/4` with a third either side).
+pub(crate) fn backoff(initial: Duration, max: Duration) -> ExponentialBackoff {
+    ExponentialBackoffBuilder::new()
+        .with_initial_interval(initial.mul_f64(0.75))
+        .with_max_interval(max.mul_f64(0.75))
+        .with_multiplier(2.0)
+        .with_randomization_factor(1.0 / 3.0)
+        .with_max_elapsed_time(None)
+        .build()
+}
+
 impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
-        let backoff = ExponentialBackoffBuilder::new()
-            .with_initial_interval(settings.backoff_initial)
-            .with_max_interval(settings.backoff_max)
-            .with_multiplier(2.0)
-            .with_randomization_factor(0.5)
-            .with_max_elapsed_time(None)
-            .build();
+        let backoff = backoff(settings.backoff_initial, settings.backoff_max);
         let next_host = rand::thread_rng().gen_range(0..hosts.len().max(1));
         Self {
             settings,
             shared,
             hosts,
             next_host,
+            failed_in_round: 0,
             backoff,
             session_seq: 0,
             current: None,
@@ -109,7 +123,7 @@ impl Supervisor {
 
     fn attempt(&mut self, ctx: &mut Context<Self>) {
         self.pending = None;
-        if self.closing {
+        if self.closing || self.hosts.is_empty() {
             return;
         }
         let host = self.hosts[self.next_host % self.hosts.len()].clone();
@@ -128,25 +142,36 @@ impl Supervisor {
             self.settings.module
         );
         let settings = self.settings.clone();
-        let connect = Session::connect(settings, host.clone());
-        let handle = ctx.spawn(connect.into_actor(self).map(move |result, act, ctx| {
-            act.pending = None;
-            if act.current.as_ref().map(|c| c.id) != Some(id) {
-                return;
-            }
-            match result {
-                Ok(framed) => {
-                    let supervisor = ctx.address();
-                    let settings = act.settings.clone();
-                    let shared = act.shared.clone();
-                    let addr = Session::start_with(framed, id, host, settings, shared, supervisor);
-                    if let Some(current) = act.current.as_mut() {
-                        current.session = Some(addr);
+        let connect = async move {
+            let result = connect(&settings, &host).await;
+            (result, host)
+        };
+        let handle = ctx.spawn(
+            connect
+                .into_actor(self)
+                .map(move |(result, host), act, ctx| {
+                    act.pending = None;
+                    if act.current.as_ref().map(|c| c.id) != Some(id) {
+                        return;
                     }
-                }
-                Err(reason) => act.ended(id, reason, false, false, ctx),
-            }
-        }));
+                    match result {
+                        Ok(framed) => {
+                            act.shared.set_state(SessionState::Handshaking, Some(&host));
+                            let addr = Session::start_with(
+                                framed,
+                                id,
+                                host,
+                                act.settings.clone(),
+                                ctx.address(),
+                            );
+                            if let Some(current) = act.current.as_mut() {
+                                current.session = Some(addr);
+                            }
+                        }
+                        Err(reason) => act.ended(id, reason, None, false, ctx),
+                    }
+                }),
+        );
         self.pending = Some(handle);
     }
 
@@ -154,7 +179,7 @@ impl Supervisor {
         &mut self,
         id: u64,
         reason: String,
-        established: bool,
+        active_for: Option<Duration>,
         closed_by_us: bool,
         ctx: &mut Context<Self>,
     ) {
@@ -162,35 +187,50 @@ impl Supervisor {
             return;
         };
         let host = current.host;
-        if self.closing || closed_by_us {
+        let tag = format!("[module={} session={id} host={host}]", self.settings.module);
+        if self.closing {
             self.shared.set_state(SessionState::Closed, None);
-            log::info!(
-                "[module={} session={id} host={host}] closed",
-                self.settings.module
-            );
+            log::info!("{tag} closed");
             self.finish_close(ctx);
             return;
         }
-        let delay = if established {
+        if closed_by_us {
+            // Its host was removed from the list: go to a current one now.
+            log::info!("{tag} left a removed host; connecting to the new hosts");
+            self.failed_in_round = 0;
+            self.attempt(ctx);
+            return;
+        }
+        let long_lived = active_for.is_some_and(|d| d >= self.settings.min_uptime);
+        let delay = if long_lived {
             self.backoff.reset();
+            self.failed_in_round = 0;
             Duration::ZERO
         } else {
-            self.next_delay()
+            self.failed_in_round += 1;
+            if self.failed_in_round >= self.hosts.len() {
+                // A whole round failed: wait before the next one.
+                self.failed_in_round = 0;
+                self.next_delay()
+            } else {
+                Duration::ZERO
+            }
         };
+        if let Some(uptime) = active_for.filter(|_| !long_lived) {
+            log::warn!(
+                "{tag} was active for {uptime:?} only, under the minimum uptime of {:?}: \
+                 counted as a failed attempt",
+                self.settings.min_uptime
+            );
+        }
         self.shared.update(|s| {
             s.last_error = Some(reason.clone());
             s.sessions_failed += 1;
         });
         if delay.is_zero() {
-            log::warn!(
-                "[module={} session={id} host={host}] session ended: {reason}; trying the next host now",
-                self.settings.module
-            );
+            log::warn!("{tag} session ended: {reason}; trying the next host now");
         } else {
-            log::error!(
-                "[module={} session={id} host={host}] {reason}; next attempt in {delay:?}",
-                self.settings.module
-            );
+            log::error!("{tag} {reason}; next round of hosts in {delay:?}");
             self.shared
                 .set_state(SessionState::BackingOff { delay }, None);
         }
@@ -232,10 +272,14 @@ impl Handler<SessionActive> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SessionActive, _: &mut Context<Self>) {
+        // A session that ended already (its `SessionEnded` is processed
+        // after this) or an old one is not the current one.
         let Some(current) = self.current.as_ref().filter(|c| c.id == msg.id) else {
             return;
         };
-        self.backoff.reset();
+        if self.closing {
+            return;
+        }
         self.shared
             .set_state(SessionState::Active, Some(&current.host));
         self.shared.update(|s| s.sessions_established += 1);
@@ -246,15 +290,15 @@ impl Handler<SessionEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, ctx: &mut Context<Self>) {
-        self.ended(msg.id, msg.reason, msg.established, msg.closed_by_us, ctx);
+        self.ended(msg.id, msg.reason, msg.active_for, msg.closed_by_us, ctx);
     }
 }
 
 impl Handler<UpdateHosts> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: UpdateHosts, _: &mut Context<Self>) {
-        if msg.0.is_empty() {
+    fn handle(&mut self, msg: UpdateHosts, ctx: &mut Context<Self>) {
+        if msg.0.is_empty() || self.closing {
             return;
         }
         log::info!(
@@ -262,8 +306,46 @@ impl Handler<UpdateHosts> for Supervisor {
             self.settings.module,
             msg.0
         );
-        self.next_host = rand::thread_rng().gen_range(0..msg.0.len());
+        // Carry on after the current host if it stays; else a random start.
+        self.next_host = match self
+            .current
+            .as_ref()
+            .and_then(|c| msg.0.iter().position(|h| *h == c.host))
+        {
+            Some(i) => (i + 1) % msg.0.len(),
+            None => rand::thread_rng().gen_range(0..msg.0.len()),
+        };
         self.hosts = msg.0;
+        self.failed_in_round = 0;
+        let current_host_removed = self
+            .current
+            .as_ref()
+            .is_some_and(|c| !self.hosts.contains(&c.host));
+        match self.current.as_ref() {
+            // Waiting out a backoff: the new hosts apply now.
+            None => {
+                if let Some(pending) = self.pending.take() {
+                    ctx.cancel_future(pending);
+                }
+                self.backoff.reset();
+                self.attempt(ctx);
+            }
+            // A session on a removed host leaves it with a normal close;
+            // its end starts the next attempt.
+            Some(Current {
+                session: Some(session),
+                ..
+            }) if current_host_removed => session.do_send(CloseSession),
+            // Connecting to a removed host: give that attempt up.
+            Some(Current { session: None, .. }) if current_host_removed => {
+                if let Some(pending) = self.pending.take() {
+                    ctx.cancel_future(pending);
+                }
+                self.current = None;
+                self.attempt(ctx);
+            }
+            Some(_) => {}
+        }
     }
 }
 
@@ -290,5 +372,29 @@ impl Handler<Close> for Supervisor {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delays_stay_within_half_to_full_nominal() {
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_secs(10);
+        for _ in 0..200 {
+            let mut b = backoff(initial, max);
+            let mut nominal = initial;
+            for _ in 0..12 {
+                let d = b.next_backoff().unwrap();
+                let lo = nominal
+                    .mul_f64(0.5)
+                    .saturating_sub(Duration::from_millis(1));
+                let hi = nominal + Duration::from_millis(1);
+                assert!(d >= lo && d <= hi, "{d:?} outside [{lo:?}, {hi:?}]");
+                nominal = (nominal * 2).min(max);
+            }
+        }
     }
 }
