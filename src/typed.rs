@@ -135,20 +135,23 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Actor for TypedConfig<
 }
 
 impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> for TypedConfig<T> {
-    type Result = ResponseActFuture<Self, Result<(), ReceiverError>>;
+    // Atomic: the next config is handled only once the target answered the
+    // previous one, even when the sender gave up waiting, so `previous` is
+    // always what the target last accepted.
+    type Result = AtomicResponse<Self, Result<(), ReceiverError>>;
 
     fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
         let parsed: T = match msg.parse() {
             Ok(value) => value,
             Err(e) => {
                 let error = format!("config does not match {}: {e}", std::any::type_name::<T>());
-                return Box::pin(actix::fut::ready(Err(error.into())));
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))));
             }
         };
         if let Some(check) = &self.validate {
             if let Err(e) = check(&parsed) {
                 let error = format!("config is invalid: {e}");
-                return Box::pin(actix::fut::ready(Err(error.into())));
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))));
             }
         }
         let new = Arc::new(parsed);
@@ -157,17 +160,15 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
             previous: self.current.clone(),
         };
         let request = self.target.send(change);
-        Box::pin(
-            request
-                .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(Ok(())) => {
-                        act.current = Some(new);
-                        Ok(())
-                    }
-                    Ok(Err(e)) => Err(e),
-                    Err(e) => Err(format!("config target actor: {e}").into()),
-                }),
-        )
+        AtomicResponse::new(Box::pin(request.into_actor(self).map(
+            move |result, act, _| match result {
+                Ok(Ok(())) => {
+                    act.current = Some(new);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(format!("config target actor: {e}").into()),
+            },
+        )))
     }
 }

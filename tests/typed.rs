@@ -161,3 +161,46 @@ async fn a_typed_module_against_the_embedded_server() {
     client.close().await;
     server.stop().await;
 }
+
+/// Takes 200 ms per config, recording (new, previous) as each arrives.
+struct SlowApp(Seen);
+
+impl Actor for SlowApp {
+    type Context = Context<Self>;
+}
+
+impl Handler<ConfigChanged<Limits>> for SlowApp {
+    type Result = ResponseActFuture<Self, Result<(), ReceiverError>>;
+
+    fn handle(&mut self, msg: ConfigChanged<Limits>, _: &mut Context<Self>) -> Self::Result {
+        self.0
+            .lock()
+            .unwrap()
+            .push((msg.new.rps, msg.previous.map(|p| p.rps)));
+        Box::pin(
+            actix::clock::sleep(Duration::from_millis(200))
+                .into_actor(self)
+                .map(|_, _, _| Ok(())),
+        )
+    }
+}
+
+#[actix::test]
+async fn deliveries_are_one_at_a_time_so_previous_is_never_stale() {
+    let seen = Seen::default();
+    let typed = TypedConfig::new(SlowApp(seen.clone()).start().recipient()).start();
+    // The first config times out at the sender (as a client's config
+    // timeout would) while the target is still applying it; the next one
+    // must wait for it and see it as `previous`.
+    let first = typed
+        .send(RemoteConfig::new(&br#"{"rps":1}"#[..], true))
+        .timeout(Duration::from_millis(50))
+        .await;
+    assert!(matches!(first, Err(MailboxError::Timeout)));
+    typed
+        .send(RemoteConfig::new(&br#"{"rps":2}"#[..], false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(1, None), (2, Some(1))]);
+}

@@ -88,6 +88,9 @@ impl Session {
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
         Session::create(move |ctx| {
+            // The sink is polled before the stream, so that a reset while a
+            // large write is under way shows as the write error it is.
+            let sink = SinkWrite::new(FlushOnClose(sink), ctx);
             ctx.add_stream(stream);
             let config_lane = settings.config_receiver.clone().map(|r| {
                 Lane::new(
@@ -114,7 +117,7 @@ impl Session {
             Session {
                 id,
                 host,
-                sink: SinkWrite::new(FlushOnClose(sink), ctx),
+                sink,
                 handshake: Handshake::new(
                     config_lane.is_some(),
                     routes_lane.is_some(),
@@ -684,7 +687,14 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.closing.is_none() && self.end_reason.is_none() {
+        if let Some(closing) = self.closing.as_mut() {
+            // The peer is done; stop once our close frame is flushed too.
+            if closing.peer_closed() {
+                ctx.stop();
+            }
+            return;
+        }
+        if self.end_reason.is_none() {
             let reason = format!(
                 "connection lost: closed without a close frame{}",
                 self.pending_note()

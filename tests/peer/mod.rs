@@ -77,6 +77,36 @@ pub enum Received {
     Eof,
 }
 
+/// How a connection ended, as the peer saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The client sent a close frame (with its code and reason, if any).
+    Close(Option<CloseReason>),
+    /// The TCP connection ended without a close frame.
+    Eof,
+}
+
+impl Ending {
+    /// The close code, if the client sent a close frame with one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Ending::Close(Some(reason)) => Some(u16::from(reason.code)),
+            _ => None,
+        }
+    }
+
+    /// The close reason's text, if any.
+    pub fn reason(&self) -> &str {
+        match self {
+            Ending::Close(Some(CloseReason {
+                description: Some(text),
+                ..
+            })) => text,
+            _ => "",
+        }
+    }
+}
+
 /// One accepted connection.
 pub struct Conn {
     pub index: usize,
@@ -208,15 +238,47 @@ impl Conn {
         event
     }
 
-    /// Waits until the client closes or goes away; returns its close frame.
-    pub async fn until_closed(&mut self) -> Option<CloseReason> {
+    /// Waits until the client closes or goes away, answering pings. A close
+    /// frame is answered with the echo a server sends (RFC 6455 §5.5.1) and
+    /// followed by the TCP close; EOF is told apart from a close frame.
+    pub async fn until_closed(&mut self) -> Ending {
         loop {
             match self.recv().await {
-                Received::Close(reason) => return reason,
-                Received::Eof => return None,
+                Received::Close(reason) => {
+                    let echo = reason.as_ref().map(|r| CloseReason {
+                        code: r.code,
+                        description: None,
+                    });
+                    self.send(ws::Message::Close(echo)).await;
+                    let _ = self.framed().close().await;
+                    return Ending::Close(reason);
+                }
+                Received::Eof => return Ending::Eof,
                 _ => continue,
             }
         }
+    }
+
+    /// Reads frames until the client's close frame or EOF, without answering
+    /// the close; returns how it ended and every event that came before it.
+    pub async fn until_ending(&mut self) -> (Ending, Vec<Received>) {
+        let mut before = Vec::new();
+        loop {
+            match self.recv().await {
+                Received::Close(reason) => return (Ending::Close(reason), before),
+                Received::Eof => return (Ending::Eof, before),
+                other => before.push(other),
+            }
+        }
+    }
+
+    /// Writes raw bytes to the socket, past the WebSocket codec.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let framed = self.framed();
+        framed.flush().await.ok();
+        let io = framed.io_mut();
+        io.write_all(bytes).await?;
+        io.flush().await
     }
 
     pub async fn send(&mut self, message: ws::Message) {
@@ -281,15 +343,21 @@ impl Conn {
 
     /// Keeps the connection open, answering nothing (not even pings), until
     /// the client goes away.
-    pub async fn hold(mut self) {
+    pub async fn hold(mut self) -> Ending {
         self.answer_pings = false;
-        while !matches!(self.recv().await, Received::Eof | Received::Close(_)) {}
+        loop {
+            match self.recv().await {
+                Received::Eof => return Ending::Eof,
+                Received::Close(reason) => return Ending::Close(reason),
+                _ => {}
+            }
+        }
     }
 
-    /// Plays the server's side of a whole, good handshake: stores nothing,
-    /// sends `config` and empty addresses and routes as asked, acks `ok`.
-    /// Returns the three client events (schema, requirements, ready).
-    pub async fn handshake(&mut self, config: &str) -> [Event; 3] {
+    /// Plays the server's side of the registration: sends `config` and
+    /// empty addresses and routes as asked, acks both emits `ok`. Returns
+    /// the two client events (schema, requirements).
+    pub async fn register(&mut self, config: &str) -> [Event; 2] {
         let schema = self.expect(MODULE_SEND_CONFIG_SCHEMA).await;
         self.send_event("CONFIG:SEND_CONFIG_WHEN_CONNECTED", config)
             .await;
@@ -305,6 +373,14 @@ impl Conn {
                 .await;
         }
         self.ack(&requirements, "ok").await;
+        [schema, requirements]
+    }
+
+    /// Plays the server's side of a whole, good handshake: stores nothing,
+    /// sends `config` and empty addresses and routes as asked, acks `ok`.
+    /// Returns the three client events (schema, requirements, ready).
+    pub async fn handshake(&mut self, config: &str) -> [Event; 3] {
+        let [schema, requirements] = self.register(config).await;
         let ready = self.expect(MODULE_READY).await;
         self.ack(&ready, "ok").await;
         [schema, requirements, ready]
