@@ -45,31 +45,21 @@ fn module() -> ClusterClientBuilder {
     .backoff(Duration::from_millis(20), Duration::from_millis(100))
 }
 
-/// What each connection's peer saw at its end, in connection order.
+/// How each connection's peer saw the client end it, by connection index.
 #[derive(Clone, Default)]
-struct Endings(Arc<Mutex<Vec<(usize, Ending, Vec<Received>)>>>);
+struct Endings(Arc<Mutex<Vec<(usize, Ending)>>>);
 
 impl Endings {
-    fn add(&self, index: usize, ending: Ending, before: Vec<Received>) {
-        self.0.lock().unwrap().push((index, ending, before));
+    fn add(&self, index: usize, ending: Ending) {
+        self.0.lock().unwrap().push((index, ending));
     }
-    fn of(&self, index: usize) -> Option<(Ending, Vec<Received>)> {
+    fn of(&self, index: usize) -> Option<Ending> {
         self.0
             .lock()
             .unwrap()
             .iter()
-            .find(|(i, _, _)| *i == index)
-            .map(|(_, e, b)| (e.clone(), b.iter().map(clone_received).collect()))
-    }
-}
-
-fn clone_received(r: &Received) -> Received {
-    match r {
-        Received::Event(e) => Received::Event(e.clone()),
-        Received::Close(c) => Received::Close(c.clone()),
-        Received::Ping => Received::Ping,
-        Received::Pong => Received::Pong,
-        Received::Eof => Received::Eof,
+            .find(|(i, _)| *i == index)
+            .map(|(_, e)| e.clone())
     }
 }
 
@@ -96,8 +86,8 @@ where
                 conn.handshake("{}").await;
                 conn
             };
-            let (ending, before) = conn.until_ending().await;
-            endings.add(index, ending.clone(), before);
+            let (ending, _) = conn.until_ending().await;
+            endings.add(index, ending.clone());
             if let Ending::Close(reason) = ending {
                 // Answer as a server does, then close TCP.
                 let echo = reason.map(|r| actix_http::ws::CloseReason {
@@ -112,7 +102,7 @@ where
     (peer, endings)
 }
 
-async fn ending_of(endings: &Endings, index: usize) -> (Ending, Vec<Received>) {
+async fn ending_of(endings: &Endings, index: usize) -> Ending {
     assert!(
         wait_until(WAIT, || endings.of(index).is_some()).await,
         "connection {index} did not end"
@@ -140,7 +130,7 @@ async fn close_sends_1000_and_waits_for_the_echo() {
     let client = module().hosts([peer.host()]).start().unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     client.close().await;
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_eq!(ending.code(), Some(1000), "{ending:?}");
     assert_eq!(client.status().state, SessionState::Closed);
 }
@@ -157,7 +147,7 @@ async fn an_unacked_ready_is_closed_with_1011_naming_it() {
     })
     .await;
     let client = module().hosts([peer.host()]).start().unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_closed_with(&ending, 1011, "no ack for MODULE:READY within 300ms");
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     client.close().await;
@@ -173,7 +163,7 @@ async fn a_refused_ack_is_closed_with_1011_and_the_server_text() {
     })
     .await;
     let client = module().hosts([peer.host()]).start().unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_closed_with(
         &ending,
         1011,
@@ -196,7 +186,7 @@ async fn an_invalid_initial_config_is_closed_with_1011() {
         .remote_config(rec.recipient())
         .start()
         .unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_closed_with(
         &ending,
         1011,
@@ -222,7 +212,7 @@ async fn a_rejecting_receiver_is_closed_with_1011_and_nothing_follows_our_close(
         .remote_config(rec.recipient())
         .start()
         .unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_closed_with(
         &ending,
         1011,
@@ -299,7 +289,7 @@ async fn a_server_close_is_echoed_with_its_code() {
         .session_events(rec.recipient())
         .start()
         .unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_eq!(ending.code(), Some(1011), "the echo: {ending:?}");
     assert!(wait_until(WAIT, || seen.active_count() == 2).await);
     client.close().await;
@@ -319,7 +309,7 @@ async fn a_message_over_the_read_limit_is_closed_with_1009() {
         .read_limit(64 * 1024)
         .start()
         .unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_closed_with(&ending, 1009, "message over the read limit of 65536 bytes");
     client.close().await;
 }
@@ -336,7 +326,7 @@ async fn a_protocol_error_is_closed_with_1002() {
     })
     .await;
     let client = module().hosts([peer.host()]).start().unwrap();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     assert_closed_with(&ending, 1002, "websocket protocol error");
     client.close().await;
 }
@@ -375,7 +365,7 @@ async fn a_1_gib_frame_header_costs_no_more_than_the_read_limit() {
         .unwrap();
     // The peer's own 1 MiB chunk and the runtime are warm before the baseline.
     let before = vm_rss_kib();
-    let (ending, _) = ending_of(&endings, 0).await;
+    let ending = ending_of(&endings, 0).await;
     let after = vm_rss_kib();
     assert_closed_with(&ending, 1009, "message over the read limit");
     println!("RSS {before} KiB before the 1 GiB header, {after} KiB after {STREAMED} bytes of it");
