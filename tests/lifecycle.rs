@@ -12,7 +12,8 @@ use actix::prelude::*;
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     AddressConfiguration, BuildError, ClusterClient, ClusterClientBuilder, ConfigData, ModuleInfo,
-    RawJson, ReceiverError, RemoteConfig, SessionEvent, SessionState, MODULE_SEND_CONFIG_SCHEMA,
+    RawJson, ReceiverError, RemoteConfig, SessionEvent, SessionState, DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX, MODULE_SEND_CONFIG_SCHEMA,
 };
 use serde_json::json;
 
@@ -658,11 +659,10 @@ async fn a_cluster_election_is_survived_within_a_round_of_its_end() {
     let refusal = "resolve module id: value for key moduleId not found";
     let client = module()
         .hosts([leader.addr().to_string()])
-        // Round delays of at most 800 ms (each drawn from [d/2, d]) make the
-        // bound below hold on every run; with the default 10 s cap the
-        // first round after the election comes 3.1 s (nominal) after the
-        // kill.
-        .backoff(Duration::from_millis(100), Duration::from_millis(800))
+        // The defaults: 100 ms doubling to 10 s, each round's delay under
+        // max(0.8 s, a quarter of the outage so far), so the first round
+        // after the 2.5 s election comes within 2.5 + 0.8 s of the kill.
+        .backoff(DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX)
         .start()
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);

@@ -4,12 +4,18 @@
 //! Attempts go round the host list (round-robin from a random start). A
 //! failed attempt moves to the next host at once; the backoff (exponential,
 //! with jitter) applies between full rounds of the list, so a dead node
-//! does not delay the live ones. A session that stayed active for the
-//! minimum uptime resets the backoff and is followed at once by the next
-//! host; a shorter one (a flapping node) counts as a failed attempt.
+//! does not delay the live ones. While no session comes up, a round's delay
+//! is also kept under the larger of 0.8 s and a quarter of the outage so
+//! far, so that a cluster back from a short outage (a Raft election
+//! refusing registrations for a few seconds) is noticed within a second or
+//! a quarter of the outage. A
+//! session that stayed active for the minimum uptime resets the backoff and
+//! is followed at once by the next host; a shorter one (a flapping node)
+//! counts as a failed attempt, and a round with such a flap waits the full
+//! exponential delay: a flap costs the cluster a whole registration.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use backoff::backoff::Backoff;
@@ -66,6 +72,10 @@ pub(crate) struct Supervisor {
     next_host: usize,
     /// Failed attempts since the current round of the host list began.
     failed_in_round: usize,
+    /// A session of the current round became active but did not last.
+    flapped_in_round: bool,
+    /// When the client last lost (or had not yet had) a lasting session.
+    outage_since: Instant,
     backoff: ExponentialBackoff,
     session_seq: u64,
     /// The live session, or the attempt under way.
@@ -81,6 +91,16 @@ struct Current {
     host: String,
     session: Option<Addr<Session>>,
 }
+
+/// A round's delay stays under this fraction of the outage so far
+/// (`outage / OUTAGE_FRACTION`, but at least [`OUTAGE_CAP_FLOOR`]), unless
+/// the round had a flap.
+const OUTAGE_FRACTION: u32 = 4;
+
+/// The outage cap never goes below this, so that the first rounds of an
+/// outage follow the exponential backoff (100, 200, 400 ms…) rather than
+/// hammer the nodes.
+const OUTAGE_CAP_FLOOR: Duration = Duration::from_millis(800);
 
 /// An exponential backoff whose delays are drawn from `[d/2, d]` around a
 /// nominal `d` that doubles from `initial` up to `max` (the `backoff`
@@ -105,6 +125,8 @@ impl Supervisor {
             hosts,
             next_host,
             failed_in_round: 0,
+            flapped_in_round: false,
+            outage_since: Instant::now(),
             backoff,
             session_seq: 0,
             current: None,
@@ -114,11 +136,21 @@ impl Supervisor {
         }
     }
 
+    /// The delay before the next round: the exponential backoff, kept under
+    /// a quarter of the outage so far unless a session of the round flapped.
     fn next_delay(&mut self) -> Duration {
-        self.backoff
+        let exponential = self
+            .backoff
             .next_backoff()
             .unwrap_or(self.settings.backoff_max)
-            .min(self.settings.backoff_max)
+            .min(self.settings.backoff_max);
+        if std::mem::take(&mut self.flapped_in_round) {
+            return exponential;
+        }
+        let cap = (self.outage_since.elapsed() / OUTAGE_FRACTION)
+            .max(OUTAGE_CAP_FLOOR)
+            .mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+        exponential.min(cap)
     }
 
     fn attempt(&mut self, ctx: &mut Context<Self>) {
@@ -205,8 +237,11 @@ impl Supervisor {
         let delay = if long_lived {
             self.backoff.reset();
             self.failed_in_round = 0;
+            self.flapped_in_round = false;
+            self.outage_since = Instant::now();
             Duration::ZERO
         } else {
+            self.flapped_in_round |= active_for.is_some();
             self.failed_in_round += 1;
             if self.failed_in_round >= self.hosts.len() {
                 // A whole round failed: wait before the next one.
