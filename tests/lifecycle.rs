@@ -691,3 +691,55 @@ async fn a_cluster_election_is_survived_within_a_round_of_its_end() {
         f.stop().await;
     }
 }
+
+/// Whether the socket of this process whose local address is `addr` has
+/// `TCP_NODELAY` set (`None`: no such socket).
+fn nodelay_of_local_socket(addr: std::net::SocketAddr) -> Option<bool> {
+    use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+            continue;
+        };
+        // SAFETY: the descriptor is only borrowed to duplicate it; the
+        // duplicate is owned and closed by the TcpStream below. A descriptor
+        // closed meanwhile makes the duplication fail, which is skipped.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(owned) = borrowed.try_clone_to_owned() else {
+            continue;
+        };
+        let stream = std::net::TcpStream::from(owned);
+        if stream.local_addr().ok() == Some(addr) {
+            let nodelay = stream.nodelay().ok();
+            // Keep the original open: the duplicate goes, not the client's.
+            assert_ne!(stream.as_raw_fd(), fd);
+            return nodelay;
+        }
+    }
+    None
+}
+
+#[actix::test]
+async fn the_client_socket_runs_with_tcp_nodelay() {
+    let client_addr = Arc::new(Mutex::new(None));
+    let theirs = client_addr.clone();
+    let peer = ScriptedPeer::start(move |mut conn| {
+        let client_addr = theirs.clone();
+        async move {
+            conn.upgrade().await;
+            *client_addr.lock().unwrap() = conn.client_addr;
+            conn.handshake("{}").await;
+            conn.until_closed().await;
+        }
+    })
+    .await;
+    let client = module().hosts([peer.host()]).start().unwrap();
+    assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
+    let addr = client_addr
+        .lock()
+        .unwrap()
+        .expect("the peer saw the client");
+    // Nagle plus the peer's delayed ACK would hold small frames back for up
+    // to 40 ms; the Go peers run without it.
+    assert_eq!(nodelay_of_local_socket(addr), Some(true));
+    client.close().await;
+}

@@ -116,12 +116,15 @@ pub struct Conn {
     pub answer_pings: bool,
     /// The module name from the upgrade request.
     pub module: String,
+    /// The client's end of the connection.
+    pub client_addr: Option<SocketAddr>,
 }
 
 impl Conn {
     fn new(stream: TcpStream, index: usize) -> Conn {
         Conn {
             index,
+            client_addr: stream.peer_addr().ok(),
             stream: Some(stream),
             framed: None,
             answer_pings: true,
