@@ -337,7 +337,7 @@ impl State {
     /// Ends the sessions of `module` (all with `None`) without a close frame.
     pub(crate) fn abort_sessions(&self, module: Option<&str>) {
         for entry in self.sessions.values() {
-            if module.map_or(true, |m| entry.module == m) {
+            if module.is_none_or(|m| entry.module == m) {
                 entry.addr.do_send(Shutdown::Abort);
             }
         }
