@@ -3,8 +3,13 @@
 //!
 //! ```sh
 //! cargo run --example module -- --hosts 127.0.0.1:9001[,H2…] --name NAME \
-//!     [--require A,B] [--routes] [--config-file default.json] [--address IP:PORT]
+//!     [--require A,B] [--routes] [--config-file default.json] [--address IP:PORT] \
+//!     [--ca-file ca.pem]
 //! ```
+//!
+//! Hosts may be `host:port`, `ws://host:port` or `wss://host:port`;
+//! `--ca-file` adds a PEM CA certificate to the system trust store for the
+//! `wss://` ones.
 //!
 //! Lines: `{"event":"active","host":…}`, `{"event":"inactive","reason":…}`,
 //! `{"event":"config","config":…}`, `{"event":"routes","routes":…}`,
@@ -28,6 +33,7 @@ struct Args {
     routes: bool,
     config_file: Option<String>,
     address: String,
+    ca_file: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         routes: false,
         config_file: None,
         address: "127.0.0.1:9000".to_owned(),
+        ca_file: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
             "--routes" => args.routes = true,
             "--config-file" => args.config_file = Some(value()?),
             "--address" => args.address = value()?,
+            "--ca-file" => args.ca_file = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -167,6 +175,12 @@ async fn run(args: Args) -> Result<(), String> {
     }
     for module in &args.require {
         builder = builder.require_module(module, printer.clone().recipient());
+    }
+    if let Some(ca_file) = &args.ca_file {
+        let tls = isp_cluster::TlsConfig::new()
+            .add_ca_file(ca_file)
+            .map_err(|e| e.to_string())?;
+        builder = builder.tls(tls);
     }
     let client = builder.start().map_err(|e| e.to_string())?;
     shutdown_signal().await;

@@ -511,7 +511,15 @@ async fn configuration_mistakes_fail_at_build_time() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "config-service host \"localhost\" is not host:port"
+        "config-service host \"localhost\" is not host:port, ws://host:port or wss://host:port"
+    );
+    let err = module("gateway", "10.0.0.2", "9002")
+        .hosts(["http://127.0.0.1:1"])
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(err, isp_cluster::BuildError::InvalidHost(_)),
+        "{err}"
     );
     let err = module("", "10.0.0.2", "9002")
         .hosts(["127.0.0.1:1"])

@@ -14,13 +14,49 @@ use crate::etp::ws::LimitedCodec;
 /// An upgraded connection, framed with the read-limited codec.
 pub(crate) type Framed = actix_codec::Framed<BoxedSocket, LimitedCodec>;
 
-/// The ETP endpoint of `host` for `module`.
-pub(crate) fn url(host: &str, module: &str) -> String {
-    format!("ws://{host}/isp-etp/?module_name={}", encode_query(module))
+/// A config-service host as written: `host:port`, `ws://host:port` or
+/// `wss://host:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Endpoint<'a> {
+    /// `wss://`: TLS, never downgraded.
+    pub(crate) secure: bool,
+    /// `host:port`.
+    pub(crate) authority: &'a str,
+}
+
+impl<'a> Endpoint<'a> {
+    /// Splits the scheme off; `None` for a scheme other than ws/wss.
+    pub(crate) fn parse(host: &'a str) -> Option<Self> {
+        if let Some(authority) = host.strip_prefix("wss://") {
+            return Some(Self {
+                secure: true,
+                authority,
+            });
+        }
+        let authority = host.strip_prefix("ws://").unwrap_or(host);
+        if authority.contains("://") {
+            return None;
+        }
+        Some(Self {
+            secure: false,
+            authority,
+        })
+    }
+
+    /// The ETP endpoint for `module`.
+    pub(crate) fn url(&self, module: &str) -> String {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!(
+            "{scheme}://{}/isp-etp/?module_name={}",
+            self.authority,
+            encode_query(module)
+        )
+    }
 }
 
 /// Connects to `host` and upgrades, within the connect timeout.
 pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, String> {
+    let endpoint = Endpoint::parse(host).ok_or_else(|| format!("{host} is not ws:// or wss://"))?;
     let timeout = settings.connect_timeout;
     // Nagle's algorithm plus the peer's delayed ACK holds a small frame
     // back for up to 40 ms; the Go client and servers turn it off.
@@ -32,16 +68,29 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
     });
     let connector = awc::Connector::new()
         .connector(tcp)
-        // Our own timeout below bounds connect plus upgrade; awc's must
+        // Our own timeout below bounds connect, TLS and upgrade; awc's must
         // not fire first with a vaguer message.
-        .timeout(timeout.saturating_add(Duration::from_secs(1)));
+        .timeout(timeout.saturating_add(Duration::from_secs(1)))
+        .handshake_timeout(timeout.saturating_add(Duration::from_secs(1)));
+    #[cfg(feature = "tls")]
+    let connector = if endpoint.secure {
+        connector.rustls_0_23(settings.tls_client_config()?)
+    } else {
+        connector
+    };
+    #[cfg(not(feature = "tls"))]
+    if endpoint.secure {
+        return Err(format!(
+            "cannot connect to {host}: wss:// needs the `tls` feature"
+        ));
+    }
     let client = awc::Client::builder()
         .connector(connector)
         .timeout(timeout.saturating_add(Duration::from_secs(1)))
         .max_http_version(awc::http::Version::HTTP_11)
         .finish();
     let request = client
-        .ws(url(host, &settings.module))
+        .ws(endpoint.url(&settings.module))
         .max_frame_size(settings.read_limit);
     match actix::clock::timeout(timeout, request.connect()).await {
         Ok(Ok((_response, framed))) => {
@@ -51,11 +100,31 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
         Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(format!(
             "cannot connect to {host}: websocket upgrade refused with HTTP {status}"
         )),
-        Ok(Err(e)) => Err(format!("cannot connect to {host}: {e}")),
+        Ok(Err(e)) => Err(format!("cannot connect to {host}: {}", describe(&e))),
+        Err(_) if endpoint.secure => Err(format!(
+            "cannot connect to {host}: no tls handshake and websocket upgrade within {timeout:?}"
+        )),
         Err(_) => Err(format!(
             "cannot connect to {host}: no websocket upgrade within {timeout:?}"
         )),
     }
+}
+
+/// A connection failure in words, naming what TLS refused when it did.
+fn describe(error: &awc::error::WsClientError) -> String {
+    #[cfg(feature = "tls")]
+    {
+        use awc::error::{ConnectError, SendRequestError, WsClientError};
+        if let WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(io))) = error {
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return format!("tls: {}", super::tls::describe(tls));
+            }
+        }
+    }
+    error.to_string()
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters kept).
@@ -79,9 +148,18 @@ mod tests {
     fn module_names_are_url_encoded() {
         assert_eq!(encode_query("auth-service"), "auth-service");
         assert_eq!(encode_query("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        let plain = Endpoint::parse("127.0.0.1:9001").unwrap();
         assert_eq!(
-            url("127.0.0.1:9001", "a b"),
+            plain.url("a b"),
             "ws://127.0.0.1:9001/isp-etp/?module_name=a%20b"
         );
+        assert_eq!(Endpoint::parse("ws://127.0.0.1:9001"), Some(plain));
+        let secure = Endpoint::parse("wss://node.example:443").unwrap();
+        assert!(secure.secure);
+        assert_eq!(
+            secure.url("m"),
+            "wss://node.example:443/isp-etp/?module_name=m"
+        );
+        assert_eq!(Endpoint::parse("http://127.0.0.1:9001"), None);
     }
 }

@@ -8,6 +8,8 @@ mod liveness;
 mod messages;
 mod session;
 mod supervisor;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -20,6 +22,8 @@ use bytes::Bytes;
 #[doc(hidden)]
 pub use dispatch::fuzz_frame;
 pub use messages::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError};
 
 use crate::types::{ConfigData, ModuleInfo, ModuleRequirements};
 use supervisor::{Close, Supervisor, UpdateHosts};
@@ -74,6 +78,29 @@ pub(crate) struct Settings {
     pub(crate) routes_receiver: Option<Recipient<RoutesChanged>>,
     pub(crate) module_receivers: Vec<(String, Recipient<HostsChanged>)>,
     pub(crate) session_events: Option<Recipient<SessionEvent>>,
+    /// How `wss://` hosts are checked (the system trust store when unset).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsConfig>,
+    /// The rustls configuration, built once, on the first `wss://` attempt
+    /// (or at start when `tls` was given).
+    #[cfg(feature = "tls")]
+    pub(crate) tls_built: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl Settings {
+    /// The rustls configuration for `wss://` hosts.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls_built
+            .get_or_init(|| {
+                self.tls
+                    .clone()
+                    .unwrap_or_default()
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
 }
 
 /// What the client is doing now.
@@ -143,13 +170,18 @@ impl Shared {
 }
 
 /// A mistake in the client's configuration, found at [`ClusterClientBuilder::start`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BuildError {
     /// No config-service host was given.
     NoHosts,
-    /// A host is not `host:port`.
+    /// A host is not `host:port`, `ws://host:port` or `wss://host:port`.
     InvalidHost(String),
+    /// A `wss://` host, but the crate was built without the `tls` feature.
+    TlsUnavailable(String),
+    /// The TLS configuration is unusable.
+    #[cfg(feature = "tls")]
+    Tls(TlsError),
     /// The module name is empty.
     NoModuleName,
     /// A module was required twice.
@@ -166,7 +198,16 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoHosts => f.write_str("no config-service hosts given"),
-            Self::InvalidHost(h) => write!(f, "config-service host {h:?} is not host:port"),
+            Self::InvalidHost(h) => write!(
+                f,
+                "config-service host {h:?} is not host:port, ws://host:port or wss://host:port"
+            ),
+            Self::TlsUnavailable(h) => write!(
+                f,
+                "config-service host {h:?} needs TLS: build with the `tls` feature"
+            ),
+            #[cfg(feature = "tls")]
+            Self::Tls(e) => write!(f, "tls: {e}"),
             Self::NoModuleName => f.write_str("module name is empty"),
             Self::DuplicateModule(m) => write!(f, "module {m:?} is required twice"),
             Self::InvalidSetting(what) => write!(f, "invalid setting: {what}"),
@@ -178,7 +219,15 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            #[cfg(feature = "tls")]
+            Self::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why [`ClusterClient::healthcheck`] failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +270,8 @@ pub struct ClusterClientBuilder {
     routes_receiver: Option<Recipient<RoutesChanged>>,
     module_receivers: Vec<(String, Recipient<HostsChanged>)>,
     session_events: Option<Recipient<SessionEvent>>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl fmt::Debug for ClusterClientBuilder {
@@ -241,8 +292,10 @@ impl fmt::Debug for ClusterClientBuilder {
 }
 
 impl ClusterClientBuilder {
-    /// The config-service nodes, `ip:port` each; tried round-robin from a
-    /// random start.
+    /// The config-service nodes, tried round-robin from a random start:
+    /// `host:port` (plain `ws://`, as the Go client), `ws://host:port`, or
+    /// `wss://host:port` for TLS (feature `tls`, on by default; never
+    /// downgraded to `ws://`). Mixed lists are fine.
     pub fn hosts<I, S>(mut self, hosts: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -343,6 +396,15 @@ impl ClusterClientBuilder {
         self
     }
 
+    /// How `wss://` hosts are checked, and the client certificate for mTLS
+    /// (default: the operating system's trust store, no client
+    /// certificate). Certificate and host name checks are always on.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// How long a session must stay active for its end to be a failover
     /// (the next host at once, backoff reset) rather than a failed attempt
     /// (default: one ping interval, 5 s). A node that accepts the module and
@@ -417,7 +479,18 @@ impl ClusterClientBuilder {
             routes_receiver: self.routes_receiver,
             module_receivers: self.module_receivers,
             session_events: self.session_events,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
+            #[cfg(feature = "tls")]
+            tls_built: std::sync::OnceLock::new(),
         };
+        // A configuration given explicitly is checked now, not at the first
+        // `wss://` attempt.
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &settings.tls {
+            let built = tls.build().map_err(BuildError::Tls)?;
+            let _ = settings.tls_built.set(Ok(built));
+        }
         Ok((settings, self.hosts))
     }
 
@@ -450,7 +523,13 @@ fn validate_hosts(hosts: &[String]) -> Result<(), BuildError> {
         return Err(BuildError::NoHosts);
     }
     for host in hosts {
-        let valid = match host.rsplit_once(':') {
+        let Some(endpoint) = connect::Endpoint::parse(host) else {
+            return Err(BuildError::InvalidHost(host.clone()));
+        };
+        if endpoint.secure && !cfg!(feature = "tls") {
+            return Err(BuildError::TlsUnavailable(host.clone()));
+        }
+        let valid = match endpoint.authority.rsplit_once(':') {
             Some((name, port)) => {
                 !name.is_empty()
                     && !name.contains('/')
@@ -517,6 +596,8 @@ impl ClusterClient {
             routes_receiver: None,
             module_receivers: Vec::new(),
             session_events: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
