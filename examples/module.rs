@@ -124,6 +124,8 @@ impl Handler<SessionEvent> for Printer {
             SessionEvent::Inactive { host, reason, .. } => {
                 emit(json!({"event": "inactive", "host": host, "reason": reason}))
             }
+            // Events added in later versions.
+            _ => {}
         }
     }
 }

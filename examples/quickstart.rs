@@ -109,6 +109,7 @@ impl Handler<SessionEvent> for Gateway {
                 self.seen.lock().unwrap().active = true;
             }
             SessionEvent::Inactive { reason, .. } => say(format!("gateway: inactive: {reason}")),
+            _ => {}
         }
     }
 }

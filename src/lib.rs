@@ -64,7 +64,7 @@
 
 mod client;
 pub mod etp;
-pub mod events;
+mod events;
 mod json;
 mod offline;
 mod secrets;

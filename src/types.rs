@@ -95,6 +95,25 @@ impl<'de> Deserialize<'de> for RawJson {
     }
 }
 
+impl std::str::FromStr for RawJson {
+    type Err = serde_json::Error;
+
+    /// Checks that `json` is one valid JSON document and keeps its text.
+    fn from_str(json: &str) -> Result<Self, serde_json::Error> {
+        Self::from_string(json.to_owned())
+    }
+}
+
+impl TryFrom<String> for RawJson {
+    type Error = serde_json::Error;
+
+    /// Checks that `json` is one valid JSON document and keeps its text
+    /// (without copying it).
+    fn try_from(json: String) -> Result<Self, serde_json::Error> {
+        Self::from_string(json)
+    }
+}
+
 /// An `ip` and a `port` (a string on the wire), as the Go peers write them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AddressConfiguration {
@@ -104,6 +123,13 @@ pub struct AddressConfiguration {
     /// Port, as a decimal string.
     #[serde(alias = "Port", default)]
     pub port: String,
+}
+
+impl From<std::net::SocketAddr> for AddressConfiguration {
+    /// The address's IP (without brackets) and port.
+    fn from(addr: std::net::SocketAddr) -> Self {
+        Self::new(addr.ip().to_string(), addr.port().to_string())
+    }
 }
 
 impl AddressConfiguration {
@@ -378,6 +404,18 @@ impl ModuleInfo {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn conversions_from_std_and_strings() {
+        let v6: std::net::SocketAddr = "[::1]:9001".parse().unwrap();
+        let address = AddressConfiguration::from(v6);
+        assert_eq!(address, AddressConfiguration::new("::1", "9001"));
+        assert_eq!(address.host_port(), "[::1]:9001");
+        let json: RawJson = r#"{"a":1}"#.parse().unwrap();
+        assert_eq!(json.get(), r#"{"a":1}"#);
+        assert!("{".parse::<RawJson>().is_err());
+        assert!(RawJson::try_from("[1,2]".to_owned()).is_ok());
+    }
+
     use super::*;
     use serde_json::{json, Value};
 

@@ -84,6 +84,7 @@ impl Message for HostsChanged {
 /// A change of the client's session, for applications and scripts that
 /// want to follow it (see [`crate::ClusterClientBuilder::session_events`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SessionEvent {
     /// The module is registered and ready on `host`.
     Active {

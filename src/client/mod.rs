@@ -125,6 +125,7 @@ pub enum SessionState {
 /// The client's state, why, and its counters (what Go's bool healthcheck
 /// does not say).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status {
     /// What the client is doing.
     pub state: SessionState,
@@ -169,8 +170,49 @@ impl Shared {
     }
 }
 
+/// A setting of [`ClusterClientBuilder`], named by
+/// [`BuildError::InvalidSetting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// [`ClusterClientBuilder::ack_timeout`]
+    AckTimeout,
+    /// [`ClusterClientBuilder::config_timeout`]
+    ConfigTimeout,
+    /// [`ClusterClientBuilder::receiver_timeout`]
+    ReceiverTimeout,
+    /// The interval of [`ClusterClientBuilder::ping`]
+    PingInterval,
+    /// The pong timeout of [`ClusterClientBuilder::ping`]
+    PingTimeout,
+    /// [`ClusterClientBuilder::connect_timeout`]
+    ConnectTimeout,
+    /// [`ClusterClientBuilder::backoff`]
+    Backoff,
+    /// [`ClusterClientBuilder::read_limit`]
+    ReadLimit,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AckTimeout => "ack timeout",
+            Self::ConfigTimeout => "config timeout",
+            Self::ReceiverTimeout => "receiver timeout",
+            Self::PingInterval => "ping interval",
+            Self::PingTimeout => "ping timeout",
+            Self::ConnectTimeout => "connect timeout",
+            Self::Backoff => "backoff",
+            Self::ReadLimit => "read limit",
+        })
+    }
+}
+
+/// The smallest read limit the client and the embedded server accept.
+pub const MIN_READ_LIMIT: usize = 1024;
+
 /// A mistake in the client's configuration, found at [`ClusterClientBuilder::start`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
     /// No config-service host was given.
@@ -187,9 +229,19 @@ pub enum BuildError {
     /// A module was required twice.
     DuplicateModule(String),
     /// A setting is out of range.
-    InvalidSetting(&'static str),
-    /// The declaration could not be encoded.
-    Encode(String),
+    InvalidSetting {
+        /// Which setting.
+        setting: Setting,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A registration payload could not be encoded as JSON.
+    Encode {
+        /// Which payload.
+        payload: &'static str,
+        /// The serializer's error.
+        source: serde_json::Error,
+    },
     /// `start()` was called outside a running actix System.
     NoSystem,
 }
@@ -210,8 +262,8 @@ impl fmt::Display for BuildError {
             Self::Tls(e) => write!(f, "tls: {e}"),
             Self::NoModuleName => f.write_str("module name is empty"),
             Self::DuplicateModule(m) => write!(f, "module {m:?} is required twice"),
-            Self::InvalidSetting(what) => write!(f, "invalid setting: {what}"),
-            Self::Encode(e) => write!(f, "cannot encode module declaration: {e}"),
+            Self::InvalidSetting { setting, reason } => write!(f, "invalid {setting}: {reason}"),
+            Self::Encode { payload, source } => write!(f, "cannot encode the {payload}: {source}"),
             Self::NoSystem => f.write_str(
                 "the client must be started inside a running actix system (e.g. #[actix::main])",
             ),
@@ -224,19 +276,26 @@ impl std::error::Error for BuildError {
         match self {
             #[cfg(feature = "tls")]
             Self::Tls(e) => Some(e),
+            Self::Encode { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
-/// Why [`ClusterClient::healthcheck`] failed.
+/// Why [`ClusterClient::healthcheck`] failed: no session is active. Go's
+/// `Healthcheck` answers "session inactive"; this also carries the status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inactive {
+#[non_exhaustive]
+pub struct HealthcheckError {
     /// The client's status at the time.
     pub status: Status,
 }
 
-impl fmt::Display for Inactive {
+/// The former name of [`HealthcheckError`].
+#[deprecated(since = "0.2.0", note = "renamed to HealthcheckError")]
+pub type Inactive = HealthcheckError;
+
+impl fmt::Display for HealthcheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "session inactive: {:?}", self.status.state)?;
         if let Some(e) = &self.status.last_error {
@@ -246,7 +305,7 @@ impl fmt::Display for Inactive {
     }
 }
 
-impl std::error::Error for Inactive {}
+impl std::error::Error for HealthcheckError {}
 
 /// Builds a [`ClusterClient`]; see [`ClusterClient::builder`].
 #[must_use]
@@ -426,23 +485,30 @@ impl ClusterClientBuilder {
             }
         }
         let positive = [
-            (self.ack_timeout, "ack timeout is zero"),
-            (self.config_timeout, "config timeout is zero"),
-            (self.receiver_timeout, "receiver timeout is zero"),
-            (self.ping_interval, "ping interval is zero"),
-            (self.ping_timeout, "ping timeout is zero"),
-            (self.connect_timeout, "connect timeout is zero"),
+            (self.ack_timeout, Setting::AckTimeout),
+            (self.config_timeout, Setting::ConfigTimeout),
+            (self.receiver_timeout, Setting::ReceiverTimeout),
+            (self.ping_interval, Setting::PingInterval),
+            (self.ping_timeout, Setting::PingTimeout),
+            (self.connect_timeout, Setting::ConnectTimeout),
         ];
-        if let Some((_, what)) = positive.iter().find(|(d, _)| d.is_zero()) {
-            return Err(BuildError::InvalidSetting(what));
+        if let Some((_, setting)) = positive.iter().find(|(d, _)| d.is_zero()) {
+            return Err(BuildError::InvalidSetting {
+                setting: *setting,
+                reason: "it is zero",
+            });
         }
         if self.backoff_initial > self.backoff_max || self.backoff_max.is_zero() {
-            return Err(BuildError::InvalidSetting(
-                "backoff bounds: need 0 < initial <= max",
-            ));
+            return Err(BuildError::InvalidSetting {
+                setting: Setting::Backoff,
+                reason: "need 0 < initial <= max",
+            });
         }
-        if self.read_limit < 1024 {
-            return Err(BuildError::InvalidSetting("read limit below 1 KiB"));
+        if self.read_limit < MIN_READ_LIMIT {
+            return Err(BuildError::InvalidSetting {
+                setting: Setting::ReadLimit,
+                reason: "below 1 KiB",
+            });
         }
         let required: Vec<String> = self
             .module_receivers
@@ -453,15 +519,17 @@ impl ClusterClientBuilder {
             required_modules: required.clone(),
             require_routes: self.routes_receiver.is_some(),
         };
-        let encode = |e: serde_json::Error| BuildError::Encode(e.to_string());
+        let encode = |payload| move |source| BuildError::Encode { payload, source };
         let settings = Settings {
             module: self.info.module_name.clone(),
             schema_payload: serde_json::to_vec(&self.config_data)
-                .map_err(encode)?
+                .map_err(encode("config schema"))?
                 .into(),
-            requirements_payload: serde_json::to_vec(&requirements).map_err(encode)?.into(),
+            requirements_payload: serde_json::to_vec(&requirements)
+                .map_err(encode("module requirements"))?
+                .into(),
             ready_payload: serde_json::to_vec(&self.info.backend_declaration(&required))
-                .map_err(encode)?
+                .map_err(encode("backend declaration"))?
                 .into(),
             ack_timeout: self.ack_timeout,
             config_timeout: self.config_timeout,
@@ -547,6 +615,11 @@ fn validate_hosts(hosts: &[String]) -> Result<(), BuildError> {
 
 /// The number of session actors alive in this process (all clients). A
 /// diagnostic for leak tests: at most one per running client.
+///
+/// Not part of the API: hidden from the docs and outside semver, kept
+/// public only because the crate's own leak test (an integration test, so
+/// outside the crate) needs it.
+#[doc(hidden)]
 pub fn live_sessions() -> usize {
     session::LIVE_SESSIONS.load(Ordering::Relaxed)
 }
@@ -605,12 +678,12 @@ impl ClusterClient {
     /// Go's `Client.Healthcheck`. No actor round trip: it reads the status
     /// under a short lock, cheap enough for every health probe, and an `Err`
     /// carries the very status the answer was taken from.
-    pub fn healthcheck(&self) -> Result<(), Inactive> {
+    pub fn healthcheck(&self) -> Result<(), HealthcheckError> {
         let status = self.shared.lock();
         if status.state == SessionState::Active {
             Ok(())
         } else {
-            Err(Inactive {
+            Err(HealthcheckError {
                 status: status.clone(),
             })
         }
