@@ -10,8 +10,11 @@
 //! supervisor restarts the session on the next node when anything fails. It
 //! speaks the same wire protocol as the Go `isp-kit/cluster` client.
 //!
-//! The `devserver` feature (on by default) adds [`server::ConfigServer`], an
-//! embedded config-service for development and tests.
+//! The `devserver` feature adds `server::ConfigServer`, an embedded
+//! config-service for development and tests (off by default: a production
+//! build does not compile actix-web; enable it in your `[dev-dependencies]`
+//! for your own integration tests). The `tls` feature (on by default) adds
+//! `wss://` hosts.
 //!
 //! # Example
 //!
@@ -61,6 +64,7 @@
 //! });
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 pub mod etp;
