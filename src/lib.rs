@@ -63,6 +63,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod config_file;
 pub mod etp;
 mod events;
 mod json;
