@@ -4,15 +4,17 @@
 //! ```sh
 //! cargo run --example module -- --hosts 127.0.0.1:9001[,H2…] --name NAME \
 //!     [--require A,B] [--routes] [--config-file default.json] [--address IP:PORT] \
-//!     [--ca-file ca.pem]
+//!     [--ca-file ca.pem] [--cache-file last-good.json]
 //! ```
 //!
 //! Hosts may be `host:port`, `ws://host:port` or `wss://host:port`;
 //! `--ca-file` adds a PEM CA certificate to the system trust store for the
-//! `wss://` ones.
+//! `wss://` ones. `--cache-file` keeps the last good config on disk: a later
+//! run delivers it at once, even while every node is down.
 //!
 //! Lines: `{"event":"active","host":…}`, `{"event":"inactive","reason":…}`,
-//! `{"event":"config","config":…}`, `{"event":"routes","routes":…}`,
+//! `{"event":"config","config":…,"source":"server"|"cache"}`,
+//! `{"event":"routes","routes":…}`,
 //! `{"event":"hosts","module":…,"hosts":[…]}`. SIGINT or SIGTERM closes the
 //! session with 1000 and exits 0.
 
@@ -34,6 +36,7 @@ struct Args {
     config_file: Option<String>,
     address: String,
     ca_file: Option<String>,
+    cache_file: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         config_file: None,
         address: "127.0.0.1:9000".to_owned(),
         ca_file: None,
+        cache_file: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
             "--config-file" => args.config_file = Some(value()?),
             "--address" => args.address = value()?,
             "--ca-file" => args.ca_file = Some(value()?),
+            "--cache-file" => args.cache_file = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -92,7 +97,8 @@ impl Handler<RemoteConfig> for Printer {
 
     fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
         let config: serde_json::Value = msg.parse()?;
-        emit(json!({"event": "config", "config": config}));
+        let source = msg.source().as_str();
+        emit(json!({"event": "config", "config": config, "source": source}));
         Ok(())
     }
 }
@@ -172,6 +178,9 @@ async fn run(args: Args) -> Result<(), String> {
             .hosts(args.hosts)
             .remote_config(printer.clone().recipient())
             .session_events(printer.clone().recipient());
+    if let Some(path) = &args.cache_file {
+        builder = builder.config_cache(path);
+    }
     if args.routes {
         builder = builder.routes(printer.clone().recipient());
     }

@@ -67,6 +67,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+mod config_file;
 pub mod etp;
 mod events;
 mod json;

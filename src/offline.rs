@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::{MailboxError, Recipient};
-use bytes::Bytes;
 
-use crate::client::{RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
+use crate::client::{ConfigSource, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
+use crate::config_file::{self, JsonFile};
 
 /// Delivers a remote config read from a JSON file to the same
 /// [`RemoteConfig`] receiver the cluster client would feed, under the config
@@ -125,20 +125,27 @@ impl OfflineClient {
         &self.path
     }
 
-    /// Reads the file, checks it is JSON and delivers it.
+    /// Reads the file (off the actix thread), checks it is JSON and
+    /// delivers it, marked [`ConfigSource::File`].
     pub async fn run(&self) -> Result<(), OfflineError> {
-        let data = std::fs::read(&self.path).map_err(|source| OfflineError::Read {
-            path: self.path.clone(),
-            source,
-        })?;
-        if let Err(e) = crate::json::json_text(&data) {
+        let file = config_file::read(&self.path)
+            .await
+            .map_err(|source| OfflineError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.deliver(file).await
+    }
+
+    async fn deliver(&self, file: JsonFile) -> Result<(), OfflineError> {
+        if let Err(e) = file.check {
             return Err(OfflineError::InvalidJson {
                 path: self.path.clone(),
                 source: e.into_serde(),
             });
         }
         let initial = !self.delivered.load(Ordering::Acquire);
-        let config = RemoteConfig::new(Bytes::from(data), initial);
+        let config = RemoteConfig::new(file.data, initial).with_source(ConfigSource::File);
         match self
             .receiver
             .send(config)
@@ -166,17 +173,18 @@ impl OfflineClient {
     /// checking every `interval`, until the returned guard is dropped. A
     /// change that fails (unreadable, invalid JSON, rejected) is logged with
     /// the path and the error, never the content, and the receiver keeps the
-    /// last good config. Call it inside a running actix System.
+    /// last good config. The file is read off the actix thread. Call it
+    /// inside a running actix System.
     pub fn watch(self, interval: Duration) -> OfflineWatch {
         let task = actix::spawn(async move {
             let mut last: Option<u64> = None;
             loop {
-                match std::fs::read(&self.path) {
-                    Ok(data) => {
-                        let fingerprint = fingerprint(&data);
+                match config_file::read(&self.path).await {
+                    Ok(file) => {
+                        let fingerprint = fingerprint(&file.data);
                         if last != Some(fingerprint) {
                             last = Some(fingerprint);
-                            if let Err(e) = self.run().await {
+                            if let Err(e) = self.deliver(file).await {
                                 log::error!("offline config not applied: {e}");
                             }
                         }

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::client::{ReceiverError, RemoteConfig};
+use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
 use crate::types::RawJson;
 
 /// The title isp-kit gives a module's config schema.
@@ -41,6 +41,10 @@ pub struct ConfigChanged<T> {
     pub new: Arc<T>,
     /// The previous good config; `None` for the first one.
     pub previous: Option<Arc<T>>,
+    /// Where `new` came from ([`RemoteConfig::source`]): a node, or the
+    /// last good config cached on disk, delivered at start-up before any
+    /// session.
+    pub source: ConfigSource,
 }
 
 impl<T> Clone for ConfigChanged<T> {
@@ -48,6 +52,7 @@ impl<T> Clone for ConfigChanged<T> {
         Self {
             new: self.new.clone(),
             previous: self.previous.clone(),
+            source: self.source,
         }
     }
 }
@@ -57,6 +62,7 @@ impl<T> fmt::Debug for ConfigChanged<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigChanged")
             .field("first", &self.previous.is_none())
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +164,7 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
         let change = ConfigChanged {
             new: new.clone(),
             previous: self.current.clone(),
+            source: msg.source(),
         };
         let request = self.target.send(change);
         AtomicResponse::new(Box::pin(request.into_actor(self).map(

@@ -103,7 +103,7 @@ async fn prints_one_json_object_per_event_and_closes_on_sigterm() {
     }
     let kinds: Vec<&str> = first.iter().map(|v| v["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.last(), Some(&"active"), "{first:?}");
-    assert!(first.contains(&json!({"event":"config","config":{"limit":5}})));
+    assert!(first.contains(&json!({"event":"config","config":{"limit":5},"source":"server"})));
     assert!(first.contains(&json!({"event":"hosts","module":"auth","hosts":[]})));
     let routes = first.iter().find(|v| v["event"] == "routes").unwrap();
     assert_eq!(routes["routes"], json!([]), "gateway is not ready yet");
@@ -117,7 +117,7 @@ async fn prints_one_json_object_per_event_and_closes_on_sigterm() {
     server.set_config("gateway", json!({"limit": 6}));
     assert_eq!(
         module.next().await,
-        json!({"event":"config","config":{"limit":6}})
+        json!({"event":"config","config":{"limit":6},"source":"server"})
     );
     let declared = server.instances("gateway");
     assert_eq!(declared[0].address.host_port(), "10.1.2.3:7000");
@@ -154,4 +154,64 @@ async fn prints_inactive_with_the_server_text() {
     );
     assert!(module.terminate().success());
     server.stop().await;
+}
+
+#[actix::test]
+async fn a_cache_file_from_one_run_is_printed_as_source_cache_by_the_next_with_every_node_down() {
+    let server = ConfigServer::builder()
+        .config("ledger", json!({"limit": 9}))
+        .start()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "isp-cluster-module-cache-{}-{}",
+        std::process::id(),
+        std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("ledger.json");
+    let cache_arg = cache.to_str().unwrap();
+
+    let host = server.addr().to_string();
+    let mut first = Module::start(&[
+        "--hosts",
+        &host,
+        "--name",
+        "ledger",
+        "--cache-file",
+        cache_arg,
+    ]);
+    assert_eq!(
+        first.next().await,
+        json!({"event":"config","config":{"limit":9},"source":"server"})
+    );
+    let cached = || {
+        std::fs::read(&cache)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || cached()
+            == Some(json!({"limit": 9})))
+        .await
+    );
+    assert!(first.terminate().success());
+    server.stop().await;
+
+    // Every node down now: the next run starts from the cache.
+    let mut second = Module::start(&[
+        "--hosts",
+        &host,
+        "--name",
+        "ledger",
+        "--cache-file",
+        cache_arg,
+    ]);
+    assert_eq!(
+        second.next().await,
+        json!({"event":"config","config":{"limit":9},"source":"cache"})
+    );
+    assert_eq!(second.next().await["event"], "inactive");
+    assert!(second.terminate().success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

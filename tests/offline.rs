@@ -129,3 +129,55 @@ async fn watch_delivers_each_change_and_keeps_the_last_good_one() {
         "no delivery after the guard is dropped"
     );
 }
+
+/// Answers each config with where it came from.
+struct SourceProbe(std::sync::Arc<std::sync::Mutex<Vec<isp_cluster::ConfigSource>>>);
+
+impl actix::Actor for SourceProbe {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<isp_cluster::RemoteConfig> for SourceProbe {
+    type Result = Result<(), isp_cluster::ReceiverError>;
+    fn handle(&mut self, msg: isp_cluster::RemoteConfig, _: &mut Self::Context) -> Self::Result {
+        self.0.lock().unwrap().push(msg.source());
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+#[actix::test]
+async fn the_file_is_read_off_the_actix_thread_and_marked_as_a_file() {
+    use actix::Actor;
+    // A named pipe: reading it blocks until a writer comes, 300 ms later.
+    let fifo = temp_file("pipe.json", "");
+    std::fs::remove_file(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(&fifo, r#"{"a":1}"#).unwrap();
+        })
+    };
+    let sources = std::sync::Arc::default();
+    let probe = SourceProbe(std::sync::Arc::clone(&sources)).start();
+    let offline = OfflineClient::new(&fifo, probe.recipient());
+    let run = actix::spawn(async move { offline.run().await });
+    // The read waits for the writer; the actix thread must not.
+    let started = std::time::Instant::now();
+    actix::clock::sleep(Duration::from_millis(20)).await;
+    let woke_after = started.elapsed();
+    assert!(
+        woke_after < Duration::from_millis(250),
+        "the actix thread was blocked for {woke_after:?}"
+    );
+    run.await.unwrap().unwrap();
+    writer.join().unwrap();
+    assert_eq!(*sources.lock().unwrap(), [isp_cluster::ConfigSource::File]);
+    std::fs::remove_file(&fifo).unwrap();
+}

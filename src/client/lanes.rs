@@ -21,6 +21,12 @@ where
 {
     /// Takes over what must survive from the `older` message it replaces.
     fn replaces(&mut self, older: Self);
+
+    /// What to keep once the receiver accepted this message: the config
+    /// for the cache on disk; nothing for the other kinds.
+    fn kept_when_accepted(&self) -> Option<bytes::Bytes> {
+        None
+    }
 }
 
 impl Snapshot for RemoteConfig {
@@ -28,6 +34,10 @@ impl Snapshot for RemoteConfig {
         // A receiver that has not seen the session's first config yet must
         // still learn that this one starts a session.
         self.initial |= older.initial;
+    }
+
+    fn kept_when_accepted(&self) -> Option<bytes::Bytes> {
+        Some(self.data.clone())
     }
 }
 

@@ -14,24 +14,76 @@ use crate::types::RoutingConfig;
 /// logged with the receiver named.
 pub type ReceiverError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The module's remote config, as the config-service sent it (valid JSON;
-/// the client never delivers a payload that does not parse).
+/// Where a [`RemoteConfig`] came from. The Go client has no counterpart: it
+/// has no config cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// A config-service node, in this process's current session.
+    Server,
+    /// The last good config on disk
+    /// ([`crate::ClusterClientBuilder::config_cache`]), delivered at start-up
+    /// before any session: what a node sent in an earlier run, possibly
+    /// stale. A config from a node replaces it as soon as a session is up.
+    Cache,
+    /// A config file read by [`crate::OfflineClient`].
+    File,
+}
+
+impl ConfigSource {
+    /// `"server"`, `"cache"` or `"file"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Cache => "cache",
+            Self::File => "file",
+        }
+    }
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The module's remote config (valid JSON; the client never delivers a
+/// payload that does not parse): what Go hands to
+/// `RemoteConfigReceiver.ReceiveConfig`, plus where it came from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteConfig {
-    /// The config JSON, byte for byte as received.
+    /// The config JSON, byte for byte as the config-service sent it (for a
+    /// cached config: as it sent it in an earlier run).
     pub data: Bytes,
     /// Whether this is the config of a new session
-    /// (`CONFIG:SEND_CONFIG_WHEN_CONNECTED`) rather than a change.
+    /// (`CONFIG:SEND_CONFIG_WHEN_CONNECTED`) rather than a change. A cached
+    /// config is initial too: it is the first config of the process.
     pub initial: bool,
+    /// Where it came from: a node, the cache on disk, or an offline file.
+    pub source: ConfigSource,
 }
 
 impl RemoteConfig {
-    /// A config from its JSON text.
+    /// A config from its JSON text, from a config-service node.
     pub fn new(data: impl Into<Bytes>, initial: bool) -> Self {
         Self {
             data: data.into(),
             initial,
+            source: ConfigSource::Server,
         }
+    }
+
+    /// The same config, marked as coming from `source`.
+    #[must_use]
+    pub fn with_source(mut self, source: ConfigSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Where it came from: [`ConfigSource::Cache`] for the last good config
+    /// read from disk at start-up, [`ConfigSource::Server`] for a node's.
+    pub fn source(&self) -> ConfigSource {
+        self.source
     }
 
     /// Parses the config into the application's type.
@@ -51,6 +103,7 @@ impl fmt::Debug for RemoteConfig {
         f.debug_struct("RemoteConfig")
             .field("bytes", &self.data.len())
             .field("initial", &self.initial)
+            .field("source", &self.source)
             .finish()
     }
 }

@@ -1,5 +1,6 @@
 //! The cluster client: a supervised ETP session delivering typed messages.
 
+mod cache;
 mod connect;
 mod dispatch;
 mod handshake;
@@ -12,6 +13,7 @@ mod supervisor;
 mod tls;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -21,7 +23,9 @@ use bytes::Bytes;
 
 #[doc(hidden)]
 pub use dispatch::fuzz_frame;
-pub use messages::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent};
+pub use messages::{
+    ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
+};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 
@@ -75,6 +79,8 @@ pub(crate) struct Settings {
     pub(crate) backoff_max: Duration,
     pub(crate) min_uptime: Duration,
     pub(crate) config_receiver: Option<Recipient<RemoteConfig>>,
+    /// The last good config on disk (only with a config receiver).
+    pub(crate) config_cache: Option<PathBuf>,
     pub(crate) routes_receiver: Option<Recipient<RoutesChanged>>,
     pub(crate) module_receivers: Vec<(String, Recipient<HostsChanged>)>,
     pub(crate) session_events: Option<Recipient<SessionEvent>>,
@@ -141,10 +147,15 @@ pub struct Status {
     pub sessions_established: u64,
     /// Sessions and attempts that ended with an error.
     pub sessions_failed: u64,
+    /// Writes of the config cache that failed
+    /// ([`ClusterClientBuilder::config_cache`]); each is also a warning
+    /// naming the file and the error. Never fatal.
+    pub cache_writes_failed: u64,
 }
 
 /// The client's status, shared by the handle and the supervisor. Only the
-/// supervisor writes it, and health is read from the same snapshot, so a
+/// supervisor writes it (the cache writer adds to its own counter and
+/// touches nothing else), and health is read from the same snapshot, so a
 /// health answer and the status it carries always agree.
 pub(crate) struct Shared {
     status: Mutex<Status>,
@@ -191,6 +202,8 @@ pub enum Setting {
     Backoff,
     /// [`ClusterClientBuilder::read_limit`]
     ReadLimit,
+    /// [`ClusterClientBuilder::config_cache`]
+    ConfigCache,
 }
 
 impl fmt::Display for Setting {
@@ -204,6 +217,7 @@ impl fmt::Display for Setting {
             Self::ConnectTimeout => "connect timeout",
             Self::Backoff => "backoff",
             Self::ReadLimit => "read limit",
+            Self::ConfigCache => "config cache",
         })
     }
 }
@@ -326,6 +340,7 @@ pub struct ClusterClientBuilder {
     backoff_max: Duration,
     min_uptime: Duration,
     config_receiver: Option<Recipient<RemoteConfig>>,
+    config_cache: Option<PathBuf>,
     routes_receiver: Option<Recipient<RoutesChanged>>,
     module_receivers: Vec<(String, Recipient<HostsChanged>)>,
     session_events: Option<Recipient<SessionEvent>>,
@@ -368,6 +383,34 @@ impl ClusterClientBuilder {
     /// config and for this receiver to accept it.
     pub fn remote_config(mut self, receiver: Recipient<RemoteConfig>) -> Self {
         self.config_receiver = Some(receiver);
+        self
+    }
+
+    /// Keeps the last good config in the file at `path`, so that the module
+    /// can start while every config-service node is down (the Go client
+    /// cannot; no counterpart). Needs a [`remote_config`](Self::remote_config)
+    /// receiver.
+    ///
+    /// Every config the receiver accepted is written there: atomically (a
+    /// temporary file in the same directory, fsync, rename, fsync of the
+    /// directory), owner-only (mode 0600 on Unix, set when the file is
+    /// created: configs hold secrets), off the actix thread, one write at a
+    /// time, the newest config winning over one still waiting. A rejected
+    /// config is never written. A failed write is a warning naming the file
+    /// and is counted in [`Status::cache_writes_failed`]; it never fails the
+    /// client. The file holds the config JSON byte for byte, the format
+    /// [`crate::OfflineClient`] reads.
+    ///
+    /// At start, when the file holds valid JSON, that config is delivered to
+    /// the receiver at once, marked [`ConfigSource::Cache`] (and `initial`),
+    /// and the first connection attempt starts once the receiver answered
+    /// it (within the config timeout), so the node's config always comes
+    /// after it and replaces it. [`ClusterClient::healthcheck`] stays `Err`
+    /// until a session is active: a cached config is not a registered module.
+    /// A missing file is a first run; an unreadable or damaged one is a
+    /// warning naming the path and the fault, and is not delivered.
+    pub fn config_cache(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_cache = Some(path.into());
         self
     }
 
@@ -510,6 +553,20 @@ impl ClusterClientBuilder {
                 reason: "below 1 KiB",
             });
         }
+        if let Some(path) = &self.config_cache {
+            if path.file_name().is_none() {
+                return Err(BuildError::InvalidSetting {
+                    setting: Setting::ConfigCache,
+                    reason: "the path names no file",
+                });
+            }
+            if self.config_receiver.is_none() {
+                return Err(BuildError::InvalidSetting {
+                    setting: Setting::ConfigCache,
+                    reason: "it needs a remote config receiver",
+                });
+            }
+        }
         let required: Vec<String> = self
             .module_receivers
             .iter()
@@ -544,6 +601,7 @@ impl ClusterClientBuilder {
             backoff_max: self.backoff_max,
             min_uptime: self.min_uptime,
             config_receiver: self.config_receiver,
+            config_cache: self.config_cache,
             routes_receiver: self.routes_receiver,
             module_receivers: self.module_receivers,
             session_events: self.session_events,
@@ -579,6 +637,7 @@ impl ClusterClientBuilder {
                 sessions_started: 0,
                 sessions_established: 0,
                 sessions_failed: 0,
+                cache_writes_failed: 0,
             }),
         });
         let addr = Supervisor::new(Arc::new(settings), hosts, shared.clone()).start();
@@ -666,6 +725,7 @@ impl ClusterClient {
             backoff_max: DEFAULT_BACKOFF_MAX,
             min_uptime: DEFAULT_MIN_UPTIME,
             config_receiver: None,
+            config_cache: None,
             routes_receiver: None,
             module_receivers: Vec::new(),
             session_events: None,

@@ -27,7 +27,7 @@ use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
 use super::lanes::{Lane, Snapshot};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
-use super::supervisor::{SessionActive, SessionEnded, Supervisor};
+use super::supervisor::{ConfigAccepted, SessionActive, SessionEnded, Supervisor};
 use super::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
@@ -314,8 +314,16 @@ impl Session {
         receiver: &str,
         event: &str,
         result: Result<Result<(), ReceiverError>, MailboxError>,
+        kept: Option<Bytes>,
         ctx: &mut Context<Self>,
     ) {
+        // The receiver applied it, closing or not: it is the last good
+        // config now, and only an accepted one ever reaches the cache.
+        if let (Ok(Ok(())), Some(config)) = (&result, kept) {
+            if self.settings.config_cache.is_some() {
+                self.supervisor.do_send(ConfigAccepted(config));
+            }
+        }
         if self.closing.is_some() {
             return;
         }
@@ -428,7 +436,7 @@ impl Session {
             log::debug!("{} no config receiver; {event} dropped", self.tag());
             return;
         };
-        if lane.offer(RemoteConfig { data, initial }, event.into()) {
+        if lane.offer(RemoteConfig::new(data, initial), event.into()) {
             log::debug!(
                 "{} a waiting config was replaced by {event} (latest wins)",
                 self.tag()
@@ -497,12 +505,13 @@ impl Session {
             return;
         };
         let receiver = lane.name.clone();
+        let kept = message.kept_when_accepted();
         let request = lane.recipient.send(message).timeout(lane.timeout);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             if let Some(lane) = lane_of(act) {
                 lane.done();
             }
-            act.delivered(kind, &receiver, &event, result.map(Into::into), ctx);
+            act.delivered(kind, &receiver, &event, result.map(Into::into), kept, ctx);
             act.pump(kind, lane_of, ctx);
         }));
     }

@@ -23,6 +23,7 @@ use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use rand::Rng;
 use tokio::sync::oneshot;
 
+use super::cache::{deliver_cached, CacheWriter};
 use super::connect::connect;
 use super::session::{CloseSession, Session};
 use super::{SessionEvent, SessionState, Settings, Shared};
@@ -47,6 +48,14 @@ pub(crate) struct SessionActive {
 }
 
 impl Message for SessionActive {
+    type Result = ();
+}
+
+/// The config receiver accepted this config: the last good one, for the
+/// cache.
+pub(crate) struct ConfigAccepted(pub(crate) bytes::Bytes);
+
+impl Message for ConfigAccepted {
     type Result = ();
 }
 
@@ -84,6 +93,8 @@ pub(crate) struct Supervisor {
     pending: Option<SpawnHandle>,
     closing: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// Writes accepted configs to disk, when a cache file is set.
+    cache: Option<CacheWriter>,
 }
 
 struct Current {
@@ -119,6 +130,10 @@ impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
         let backoff = backoff(settings.backoff_initial, settings.backoff_max);
         let next_host = rand::thread_rng().gen_range(0..hosts.len().max(1));
+        let cache = settings
+            .config_cache
+            .clone()
+            .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
         Self {
             settings,
             shared,
@@ -133,6 +148,7 @@ impl Supervisor {
             pending: None,
             closing: false,
             close_waiters: Vec::new(),
+            cache,
         }
     }
 
@@ -295,6 +311,26 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let cached = self.settings.config_cache.clone();
+        let receiver = self.settings.config_receiver.clone();
+        if let (Some(path), Some(receiver)) = (cached, receiver) {
+            // The cached config goes first, and alone: no message (hosts,
+            // close) is handled and no attempt starts until the receiver
+            // answered it, so a node's config always follows it and a late
+            // cached config can never overwrite a node's.
+            let deliver = deliver_cached(
+                path,
+                self.settings.module.clone(),
+                receiver,
+                self.settings.config_timeout,
+            );
+            ctx.wait(
+                deliver
+                    .into_actor(self)
+                    .map(|(), act, ctx| act.attempt(ctx)),
+            );
+            return;
+        }
         self.attempt(ctx);
     }
 
@@ -318,6 +354,17 @@ impl Handler<SessionActive> for Supervisor {
         self.shared
             .set_state(SessionState::Active, Some(&current.host));
         self.shared.update(|s| s.sessions_established += 1);
+    }
+}
+
+impl Handler<ConfigAccepted> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConfigAccepted, _: &mut Context<Self>) {
+        // Whatever session it came from: the receiver applied it.
+        if let Some(cache) = &self.cache {
+            cache.offer(msg.0);
+        }
     }
 }
 

@@ -1,0 +1,216 @@
+//! The last good config on disk, so that a module can start while every
+//! config-service node is down (the Go client cannot).
+//!
+//! At start-up the supervisor delivers the cached config before its first
+//! attempt ([`deliver_cached`]); afterwards every config the receiver
+//! accepted is written back ([`CacheWriter`]). Writes run on the blocking
+//! pool, one at a time, and while one is under way only the newest config
+//! waits: like the delivery lanes, every config is a full snapshot, so an
+//! older one is worth nothing once a newer one exists. A failed write is a
+//! warning and a count in the status, never the session's concern.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix::{MailboxError, Recipient};
+use bytes::Bytes;
+
+use super::{ConfigSource, RemoteConfig, Shared};
+use crate::config_file::{self, write_atomic};
+
+/// Writes accepted configs to the cache file.
+pub(crate) struct CacheWriter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    module: String,
+    queue: Mutex<Queue>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// The newest config not yet written.
+    waiting: Option<Bytes>,
+    /// A blocking task is writing (and will take `waiting` next).
+    writing: bool,
+}
+
+impl CacheWriter {
+    pub(crate) fn new(path: PathBuf, module: String, shared: Arc<Shared>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                module,
+                queue: Mutex::new(Queue::default()),
+                shared,
+            }),
+        }
+    }
+
+    /// Writes `config` once the write under way (if any) is done; a config
+    /// still waiting is replaced by it.
+    pub(crate) fn offer(&self, config: Bytes) {
+        {
+            let mut queue = self.inner.lock();
+            if queue.waiting.replace(config).is_some() {
+                log::debug!(
+                    "[module={}] a config waiting for the cache was replaced by a newer one",
+                    self.inner.module
+                );
+            }
+            if queue.writing {
+                return;
+            }
+            queue.writing = true;
+        }
+        let inner = self.inner.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                // The returned handle is not awaited: the task reports its
+                // own failures.
+                drop(runtime.spawn_blocking(move || inner.drain()));
+            }
+            Err(_) => {
+                let error = io::Error::other("no runtime to write from");
+                inner.lock().writing = false;
+                inner.failed(&error);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes until nothing waits.
+    fn drain(&self) {
+        loop {
+            let config = {
+                let mut queue = self.lock();
+                match queue.waiting.take() {
+                    Some(config) => config,
+                    None => {
+                        queue.writing = false;
+                        return;
+                    }
+                }
+            };
+            match write_atomic(&self.path, &config) {
+                Ok(()) => log::debug!(
+                    "[module={}] config cached in {} ({} bytes)",
+                    self.module,
+                    self.path.display(),
+                    config.len()
+                ),
+                Err(e) => self.failed(&e),
+            }
+        }
+    }
+
+    fn failed(&self, error: &io::Error) {
+        // The path and the I/O error only: never the config.
+        log::warn!(
+            "[module={}] cannot write the config cache {}: {error}; the client goes on without it",
+            self.module,
+            self.path.display()
+        );
+        self.shared.update(|s| s.cache_writes_failed += 1);
+    }
+}
+
+/// Reads the cache (off the actix thread) and, when it holds valid JSON,
+/// delivers it to `receiver` as [`ConfigSource::Cache`] and waits for the
+/// answer, at most `timeout`. A missing file is a first run; an unreadable
+/// or damaged one is a warning naming the path and the fault, and is not
+/// delivered. Nothing here fails the client.
+pub(crate) async fn deliver_cached(
+    path: PathBuf,
+    module: String,
+    receiver: Recipient<RemoteConfig>,
+    timeout: Duration,
+) {
+    let tag = format!("[module={module}]");
+    let shown = path.display();
+    let file = match config_file::read(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            log::info!("{tag} no cached config at {shown} yet");
+            return;
+        }
+        Err(e) => {
+            log::warn!("{tag} cannot read the config cache {shown}: {e}; ignored");
+            return;
+        }
+    };
+    if let Err(e) = file.check {
+        log::warn!("{tag} the config cache {shown} is damaged (not valid json: {e}); ignored");
+        return;
+    }
+    let bytes = file.data.len();
+    let config = RemoteConfig::new(file.data, true).with_source(ConfigSource::Cache);
+    match receiver.send(config).timeout(timeout).await {
+        Ok(Ok(())) => log::info!(
+            "{tag} cached config from {shown} applied ({bytes} bytes); a node's config replaces it"
+        ),
+        Ok(Err(e)) => log::warn!("{tag} remote config receiver rejected the cached config: {e}"),
+        Err(MailboxError::Timeout) => log::warn!(
+            "{tag} remote config receiver did not answer the cached config within {timeout:?}"
+        ),
+        Err(MailboxError::Closed) => log::warn!(
+            "{tag} remote config receiver is stopped (its mailbox is closed); cached config not delivered"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{SessionState, Status};
+    use std::time::SystemTime;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            status: Mutex::new(Status {
+                state: SessionState::Connecting,
+                host: None,
+                since: SystemTime::now(),
+                last_error: None,
+                sessions_started: 0,
+                sessions_established: 0,
+                sessions_failed: 0,
+                cache_writes_failed: 0,
+            }),
+        })
+    }
+
+    #[actix::test]
+    async fn a_burst_of_configs_ends_with_the_newest_on_disk() {
+        let dir = std::env::temp_dir().join(format!("isp-cluster-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("burst.json");
+        let shared = shared();
+        let writer = CacheWriter::new(path.clone(), "m".into(), shared.clone());
+        for n in 0..200 {
+            writer.offer(Bytes::from(format!("{{\"n\":{n}}}")));
+        }
+        let newest = || std::fs::read(&path).ok() == Some(b"{\"n\":199}".to_vec());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !newest() && std::time::Instant::now() < deadline {
+            actix::clock::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(newest());
+        // Nothing older follows the newest: the writer is idle again.
+        actix::clock::sleep(Duration::from_millis(50)).await;
+        assert!(newest());
+        assert!(!writer.inner.lock().writing);
+        assert_eq!(shared.lock().cache_writes_failed, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
