@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::{MailboxError, Recipient};
 
-use crate::client::{ConfigSource, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
+use crate::client::{ConfigSource, ReceiverError, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
 use crate::config_file::{self, JsonFile};
 
 /// Delivers a remote config read from a JSON file to the same
@@ -27,7 +27,7 @@ use crate::config_file::{self, JsonFile};
 /// let app = App.start();
 /// let offline = OfflineClient::new("conf/remote.json", app.recipient());
 /// offline.run().await?;    // read, check, deliver once
-/// offline.reload().await?; // again, e.g. on SIGHUP
+/// offline.run().await?;    // again, e.g. on SIGHUP
 /// # Ok(()) }
 /// ```
 pub struct OfflineClient {
@@ -64,8 +64,8 @@ pub enum OfflineError {
         /// The parse error.
         source: serde_json::Error,
     },
-    /// The receiver rejected the config.
-    Rejected(String),
+    /// The receiver rejected the config (its error is the source).
+    Rejected(ReceiverError),
     /// The receiver did not answer within the config timeout.
     Timeout(Duration),
     /// The receiver actor is stopped.
@@ -97,6 +97,7 @@ impl std::error::Error for OfflineError {
         match self {
             Self::Read { source, .. } => Some(source),
             Self::InvalidJson { source, .. } => Some(source),
+            Self::Rejected(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -126,7 +127,9 @@ impl OfflineClient {
     }
 
     /// Reads the file (off the actix thread), checks it is JSON and
-    /// delivers it, marked [`ConfigSource::File`].
+    /// delivers it, marked [`ConfigSource::File`] (Go's `OfflineClient.Run`).
+    /// Call it again to apply the file again, e.g. on SIGHUP; when that
+    /// fails, the receiver keeps the last good config.
     pub async fn run(&self) -> Result<(), OfflineError> {
         let file = config_file::read(&self.path)
             .await
@@ -157,14 +160,14 @@ impl OfflineClient {
                 log::info!("offline config from {} applied", self.path.display());
                 Ok(())
             }
-            Ok(Err(e)) => Err(OfflineError::Rejected(e.to_string())),
+            Ok(Err(e)) => Err(OfflineError::Rejected(e)),
             Err(MailboxError::Timeout) => Err(OfflineError::Timeout(self.config_timeout)),
             Err(MailboxError::Closed) => Err(OfflineError::ReceiverStopped),
         }
     }
 
-    /// Reads and delivers the file again (the last good config stays with
-    /// the receiver when this fails).
+    /// The same as [`run`](Self::run), which can be called again.
+    #[deprecated(since = "0.2.0", note = "identical to run(): call run() again")]
     pub async fn reload(&self) -> Result<(), OfflineError> {
         self.run().await
     }
@@ -175,6 +178,7 @@ impl OfflineClient {
     /// the path and the error, never the content, and the receiver keeps the
     /// last good config. The file is read off the actix thread. Call it
     /// inside a running actix System.
+    #[must_use = "watching stops when the returned guard is dropped"]
     pub fn watch(self, interval: Duration) -> OfflineWatch {
         let task = actix::spawn(async move {
             let mut last: Option<u64> = None;
@@ -211,6 +215,7 @@ fn fingerprint(data: &[u8]) -> u64 {
 
 /// Stops [`OfflineClient::watch`] when dropped.
 #[derive(Debug)]
+#[must_use = "watching stops when the guard is dropped"]
 pub struct OfflineWatch {
     task: tokio::task::JoinHandle<()>,
 }

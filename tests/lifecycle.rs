@@ -617,7 +617,9 @@ async fn new_hosts_apply_at_once_even_during_a_backoff() {
     client.update_hosts([server.addr().to_string()]).unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     let took = updated.elapsed();
-    println!("active on the new host {took:?} after update_hosts, {left:?} before the old delay ended");
+    println!(
+        "active on the new host {took:?} after update_hosts, {left:?} before the old delay ended"
+    );
     // Waiting out the old delay would have taken `left` at least.
     assert!(took < left, "{took:?} >= {left:?}");
     client.close().await;

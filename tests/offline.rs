@@ -22,7 +22,7 @@ async fn delivers_the_file_then_reloads_it() {
     let offline = OfflineClient::new(&path, recorder.recipient());
     offline.run().await.unwrap();
     std::fs::write(&path, r#"{"a":2}"#).unwrap();
-    offline.reload().await.unwrap();
+    offline.run().await.unwrap();
     let seen = seen.configs();
     assert_eq!(
         seen,
