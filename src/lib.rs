@@ -66,6 +66,7 @@ mod client;
 pub mod etp;
 pub mod events;
 mod json;
+pub mod lb;
 mod offline;
 mod secrets;
 mod typed;
