@@ -32,7 +32,7 @@ fn a_thousand_next_calls_over_three_hosts_are_fair() {
     let pool = RoundRobin::with_hosts("auth", &hosts(&["a:1", "b:2", "c:3"]));
     let mut counts: HashMap<String, usize> = HashMap::new();
     for _ in 0..1000 {
-        *counts.entry(pool.next().unwrap()).or_default() += 1;
+        *counts.entry(pool.next().unwrap().to_string()).or_default() += 1;
     }
     assert_eq!(counts.len(), 3, "{counts:?}");
     for (host, n) in &counts {
@@ -41,6 +41,25 @@ fn a_thousand_next_calls_over_three_hosts_are_fair() {
             "{host} got {n} of 1000: {counts:?}"
         );
     }
+}
+
+#[test]
+fn threads_going_round_on_their_own_share_the_load_evenly() {
+    let pool = RoundRobin::with_hosts("auth", &hosts(&["a:1", "b:2", "c:3"]));
+    let counts: Mutex<HashMap<String, usize>> = Mutex::default();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..300 {
+                    let host = pool.next().unwrap().to_string();
+                    *counts.lock().unwrap().entry(host).or_default() += 1;
+                }
+            });
+        }
+    });
+    let counts = counts.into_inner().unwrap();
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 400), "{counts:?}");
 }
 
 #[test]
@@ -54,7 +73,7 @@ fn clones_share_one_pool() {
         "the clone continues the cycle"
     );
     clone.upgrade(&hosts(&["c:3"]));
-    assert_eq!(pool.next().unwrap(), "c:3");
+    assert_eq!(&*pool.next().unwrap(), "c:3");
 }
 
 #[test]
@@ -69,6 +88,7 @@ fn an_update_under_eight_reading_threads_is_seen_whole_or_not_at_all() {
             s.spawn(|| {
                 for i in 0..20_000 {
                     let host = pool.next().expect("both lists have hosts");
+                    let host = host.to_string();
                     assert!(old.contains(&host) || new.contains(&host), "{host}");
                     if i % 16 == 0 {
                         let list = pool.hosts();
@@ -93,7 +113,12 @@ fn every_client_and_every_update_starts_at_a_random_host() {
     let list = hosts(&["a:1", "b:2", "c:3"]);
     // The chance that 100 fair draws miss one of 3 hosts is about 1e-17.
     let firsts: BTreeSet<String> = (0..100)
-        .map(|_| RoundRobin::with_hosts("auth", &list).next().unwrap())
+        .map(|_| {
+            RoundRobin::with_hosts("auth", &list)
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(firsts.len(), 3, "fresh pools all started at {firsts:?}");
 
@@ -101,7 +126,7 @@ fn every_client_and_every_update_starts_at_a_random_host() {
     let after_update: BTreeSet<String> = (0..100)
         .map(|_| {
             pool.upgrade(&list);
-            pool.next().unwrap()
+            pool.next().unwrap().to_string()
         })
         .collect();
     assert_eq!(
@@ -155,7 +180,7 @@ async fn a_pool_registered_as_upgrader_follows_instances_joining_and_leaving() {
 
     let auth1 = module("auth", "10.0.0.11", &host).start().unwrap();
     assert!(wait_until(WAIT, || pool.hosts().len() == 1).await);
-    assert_eq!(pool.next().unwrap(), "10.0.0.11:9001");
+    assert_eq!(&*pool.next().unwrap(), "10.0.0.11:9001");
     let auth2 = module("auth", "10.0.0.12", &host).start().unwrap();
     assert!(wait_until(WAIT, || pool.hosts().len() == 2).await);
     auth2.close().await;
@@ -334,6 +359,23 @@ async fn a_refusing_host_is_skipped_and_the_other_serves_every_request() {
         assert_eq!(body_of(&client, "/who").await.unwrap(), a.addr);
     }
     assert_eq!(a.hits.load(Ordering::SeqCst), 20);
+    a.handle.stop(true).await;
+}
+
+#[actix::test]
+async fn an_address_that_is_not_host_port_is_skipped_and_named() {
+    let a = live();
+    let pool = RoundRobin::with_hosts("auth", &hosts(&["no such host", &a.addr]));
+    let client = BalancedClient::new(pool.clone());
+    for _ in 0..4 {
+        assert_eq!(body_of(&client, "/who").await.unwrap(), a.addr);
+    }
+    pool.upgrade(&hosts(&["no such host"]));
+    let error = client.get("/who").send().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"no host of module "auth" accepted the connection: no such host (not a valid address)"#
+    );
     a.handle.stop(true).await;
 }
 

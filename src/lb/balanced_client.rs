@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix_http::{BoxedPayloadStream, Payload};
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::header::{self, HeaderMap, HeaderValue, TryIntoHeaderPair};
-use awc::http::uri::PathAndQuery;
+use awc::http::uri::{PathAndQuery, Scheme, Uri};
 use awc::http::Method;
 use awc::{ClientResponse, Connector};
 use bytes::Bytes;
@@ -32,6 +32,8 @@ pub enum ConnectFailure {
     Refused,
     /// The TCP connect did not complete within the connect timeout.
     Timeout,
+    /// The address is not `host:port` (so it came from the config-service).
+    InvalidAddress,
 }
 
 impl ConnectFailure {
@@ -55,6 +57,7 @@ impl fmt::Display for ConnectFailure {
         f.write_str(match self {
             Self::Refused => "connection refused",
             Self::Timeout => "connect timed out",
+            Self::InvalidAddress => "not a valid address",
         })
     }
 }
@@ -73,7 +76,8 @@ pub enum BalancedError {
         /// What was wrong.
         reason: String,
     },
-    /// Every host refused the connection or did not accept it in time.
+    /// No host took the request: each refused the connection, did not
+    /// accept it within the connect timeout, or was not an address.
     Unreachable {
         /// The required module.
         module: String,
@@ -217,7 +221,11 @@ impl BalancedClientBuilder {
         BalancedClient {
             pool: self.pool,
             awc,
-            scheme: if self.https { "https" } else { "http" },
+            scheme: if self.https {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             timeout: self.timeout,
         }
     }
@@ -253,7 +261,7 @@ impl BalancedClientBuilder {
 pub struct BalancedClient {
     pool: RoundRobin,
     awc: awc::Client,
-    scheme: &'static str,
+    scheme: Scheme,
     timeout: Duration,
 }
 
@@ -292,17 +300,21 @@ impl BalancedClient {
 
     /// A request with `method` to `path` (with its query, starting with `/`).
     pub fn request(&self, method: Method, path: &str) -> BalancedRequest<'_> {
-        let invalid = if !path.starts_with('/') {
-            Some(format!("path {path:?} does not start with /"))
-        } else {
-            PathAndQuery::from_str(path)
-                .err()
-                .map(|e| format!("path {path:?} is not valid: {e}"))
+        let (path, invalid) = match PathAndQuery::from_str(path) {
+            Ok(parsed) if path.starts_with('/') => (parsed, None),
+            Ok(_) => (
+                PathAndQuery::from_static("/"),
+                Some(format!("path {path:?} does not start with /")),
+            ),
+            Err(e) => (
+                PathAndQuery::from_static("/"),
+                Some(format!("path {path:?} is not valid: {e}")),
+            ),
         };
         BalancedRequest {
             client: self,
             method,
-            path: path.to_owned(),
+            path,
             headers: HeaderMap::new(),
             timeout: self.timeout,
             invalid,
@@ -337,7 +349,7 @@ impl BalancedClient {
 pub struct BalancedRequest<'a> {
     client: &'a BalancedClient,
     method: Method,
-    path: String,
+    path: PathAndQuery,
     headers: HeaderMap,
     timeout: Duration,
     invalid: Option<String>,
@@ -423,22 +435,39 @@ impl BalancedRequest<'_> {
         let deadline = Instant::now().checked_add(self.timeout);
         let mut skipped: Vec<(String, ConnectFailure)> = Vec::new();
         let timed_out =
-            |skipped: &[(String, ConnectFailure)], host: Option<&String>| BalancedError::Timeout {
+            |skipped: &[(String, ConnectFailure)], host: Option<&str>| BalancedError::Timeout {
                 module: module(),
                 timeout: self.timeout,
                 tried: skipped
                     .iter()
-                    .map(|(h, _)| h)
+                    .map(|(h, _)| h.as_str())
                     .chain(host)
-                    .cloned()
+                    .map(str::to_owned)
                     .collect(),
             };
         for i in 0..hosts.len() {
             let host = &hosts[(start + i) % hosts.len()];
-            let mut request = client.awc.request(
-                self.method.clone(),
-                format!("{}://{host}{}", client.scheme, self.path),
-            );
+            // Built from parts: parsing one URL string per request costs
+            // more than the rest of the balancing together.
+            let uri = Uri::builder()
+                .scheme(client.scheme.clone())
+                .authority(&**host)
+                .path_and_query(self.path.clone())
+                .build();
+            let uri = match uri {
+                Ok(uri) => uri,
+                Err(e) => {
+                    // From the config-service, not the caller: nothing was
+                    // sent, so the next host may serve.
+                    log::warn!(
+                        "module {:?}: host {host:?} is not an address: {e}",
+                        client.pool.module()
+                    );
+                    skipped.push((host.to_string(), ConnectFailure::InvalidAddress));
+                    continue;
+                }
+            };
+            let mut request = client.awc.request(self.method.clone(), uri);
             if let Some(deadline) = deadline {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
@@ -457,11 +486,11 @@ impl BalancedRequest<'_> {
                 Ok(response) => return Ok(with_boxed_body(response)),
                 Err(SendRequestError::Timeout) => return Err(timed_out(&skipped, Some(host))),
                 Err(error) => match ConnectFailure::of(&error) {
-                    Some(failure) => skipped.push((host.clone(), failure)),
+                    Some(failure) => skipped.push((host.to_string(), failure)),
                     None => {
                         return Err(BalancedError::Send {
                             module: module(),
-                            host: host.clone(),
+                            host: host.to_string(),
                             source: error,
                         })
                     }

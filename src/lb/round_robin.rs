@@ -1,8 +1,9 @@
 //! The round-robin pool of a required module's live addresses.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use rand::Rng;
 
@@ -29,16 +30,35 @@ impl fmt::Display for NoHostsToBalance {
 
 impl std::error::Error for NoHostsToBalance {}
 
-/// One address list and its cursor. An update replaces the whole value, so
-/// a reader sees one list with its own cursor, never a mix.
-struct Hosts {
+/// The list in force and its number; an update replaces both together.
+struct Current {
     list: Arc<[String]>,
-    next: AtomicUsize,
+    generation: u64,
 }
 
 struct Inner {
     module: String,
-    hosts: RwLock<Hosts>,
+    /// The generation of `current`, readable without the lock: the one
+    /// shared word a call reads, and writes only come with updates.
+    generation: AtomicU64,
+    current: Mutex<Current>,
+    /// The cursor of calls made where the thread's own is gone (from the
+    /// destructor of another thread-local).
+    fallback_next: AtomicUsize,
+}
+
+/// One thread's view of one pool: its own copy of a whole list and its own
+/// place in it, so that calls from different threads share no written
+/// memory and never wait for each other.
+struct Cursor {
+    pool: Weak<Inner>,
+    generation: u64,
+    list: Arc<[Arc<str>]>,
+    next: usize,
+}
+
+thread_local! {
+    static CURSORS: RefCell<Vec<Cursor>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The live addresses of one required module, handed out round-robin.
@@ -48,12 +68,15 @@ struct Inner {
 /// [`require_module_upgrader`](crate::ClusterClientBuilder::require_module_upgrader);
 /// every clone shares the same pool, from any thread.
 ///
-/// Each update starts at a random host (as Go), so that a fleet of modules
-/// that learn the same list at once does not all call the first host.
-/// [`next`](Self::next) takes a read lock for the time of a counter
-/// increment and one string copy; an update builds its list before it takes
-/// the write lock and frees the old one after, so it holds the lock only to
-/// swap two words and a reader never waits for an allocation.
+/// Each thread goes round the list from a random host, chosen again after
+/// every update (as Go does per pool), so that a fleet of modules — and the
+/// workers of one — that learn the same list at once do not all call the
+/// first host. Where Go shares one counter between all callers, each thread
+/// here keeps its own place and its own copy of the list: a call reads one
+/// shared number, writes nothing shared and takes no lock, so threads never
+/// wait for each other or for an update. The first call after an update
+/// copies the new list, whole: a caller sees the old list or the new one,
+/// never a mix.
 ///
 /// ```
 /// use isp_cluster::lb::{HostsUpgrader, RoundRobin};
@@ -83,7 +106,12 @@ impl RoundRobin {
         Self {
             inner: Arc::new(Inner {
                 module: module.into(),
-                hosts: RwLock::new(Hosts::starting_at_random(hosts)),
+                generation: AtomicU64::new(0),
+                current: Mutex::new(Current {
+                    list: hosts.into(),
+                    generation: 0,
+                }),
+                fallback_next: AtomicUsize::new(0),
             }),
         }
     }
@@ -93,32 +121,92 @@ impl RoundRobin {
         &self.inner.module
     }
 
-    /// The next host, `ip:port`. Go: `(*RoundRobin).Next`.
-    pub fn next(&self) -> Result<String, NoHostsToBalance> {
-        let hosts = self.read();
-        match hosts.list.len() {
-            0 => Err(self.no_hosts()),
-            len => Ok(hosts.list[hosts.next.fetch_add(1, Ordering::Relaxed) % len].clone()),
-        }
+    /// The next host, `ip:port` (IPv6 in brackets). Go: `(*RoundRobin).Next`.
+    pub fn next(&self) -> Result<Arc<str>, NoHostsToBalance> {
+        self.with_next(|list, index| list[index].clone())
     }
 
     /// The current list, in the order it was received.
     pub fn hosts(&self) -> Arc<[String]> {
-        self.read().list.clone()
+        self.lock().list.clone()
     }
 
-    /// The current list and the index a request starts at, taken together:
+    /// This thread's list and the index of its next host, taken together:
     /// a request tries its hosts from there on, in this list, whatever
     /// updates come meanwhile.
-    pub(crate) fn pick(&self) -> Result<(Arc<[String]>, usize), NoHostsToBalance> {
-        let hosts = self.read();
-        match hosts.list.len() {
-            0 => Err(self.no_hosts()),
-            len => Ok((
-                hosts.list.clone(),
-                hosts.next.fetch_add(1, Ordering::Relaxed) % len,
-            )),
+    pub(crate) fn pick(&self) -> Result<(Arc<[Arc<str>]>, usize), NoHostsToBalance> {
+        self.with_next(|list, index| (list.clone(), index))
+    }
+
+    /// Calls `f` with this thread's list and the index of its next host,
+    /// and moves past that host.
+    fn with_next<R>(
+        &self,
+        f: impl FnOnce(&Arc<[Arc<str>]>, usize) -> R,
+    ) -> Result<R, NoHostsToBalance> {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let answer = CURSORS.try_with(|cursors| {
+            let mut cursors = cursors.borrow_mut();
+            let cursor = self.cursor(&mut cursors, generation);
+            let len = cursor.list.len();
+            if len == 0 {
+                return None;
+            }
+            let index = cursor.next % len;
+            cursor.next = index + 1;
+            f.take().map(|f| f(&cursor.list, index))
+        });
+        match (answer, f) {
+            (Ok(Some(answer)), _) => Ok(answer),
+            // The thread's cursors are gone (a call from the destructor of
+            // another thread-local): the shared list and a shared counter.
+            (Err(_), Some(f)) => {
+                let list = self.hosts();
+                match list.len() {
+                    0 => Err(self.no_hosts()),
+                    len => {
+                        let list = list.iter().map(|h| Arc::from(h.as_str())).collect();
+                        Ok(f(
+                            &list,
+                            self.inner.fallback_next.fetch_add(1, Ordering::Relaxed) % len,
+                        ))
+                    }
+                }
+            }
+            _ => Err(self.no_hosts()),
         }
+    }
+
+    /// This thread's cursor over this pool, brought up to `generation`.
+    fn cursor<'c>(&self, cursors: &'c mut Vec<Cursor>, generation: u64) -> &'c mut Cursor {
+        let mine = Arc::as_ptr(&self.inner);
+        // A cursor's weak reference keeps its pool's address from being
+        // reused, so the address names the pool.
+        let at = match cursors.iter().position(|c| c.pool.as_ptr() == mine) {
+            Some(at) => at,
+            None => {
+                cursors.retain(|c| c.pool.strong_count() > 0);
+                cursors.push(Cursor {
+                    pool: Arc::downgrade(&self.inner),
+                    generation: u64::MAX, // never current: copied below
+                    list: Arc::new([]),
+                    next: 0,
+                });
+                cursors.len() - 1
+            }
+        };
+        let cursor = &mut cursors[at];
+        if cursor.generation != generation {
+            let (list, generation) = {
+                let current = self.lock();
+                (current.list.clone(), current.generation)
+            };
+            cursor.list = list.iter().map(|h| Arc::from(h.as_str())).collect();
+            cursor.generation = generation;
+            cursor.next = random_start(list.len());
+        }
+        cursor
     }
 
     pub(crate) fn no_hosts(&self) -> NoHostsToBalance {
@@ -127,43 +215,37 @@ impl RoundRobin {
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Hosts> {
-        // A panic cannot happen while the lock is held (a swap and an index
-        // below the length); a poisoned lock still holds a whole list.
+    fn lock(&self) -> MutexGuard<'_, Current> {
+        // Nothing that can panic runs under the lock (two moves and a
+        // clone); a poisoned lock still holds a whole list.
         self.inner
-            .hosts
-            .read()
+            .current
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl Hosts {
-    fn starting_at_random(hosts: &[String]) -> Self {
-        let start = match hosts.len() {
-            0 => 0,
-            len => rand::thread_rng().gen_range(0..len),
-        };
-        Hosts {
-            list: hosts.into(),
-            next: AtomicUsize::new(start),
-        }
+fn random_start(len: usize) -> usize {
+    match len {
+        0 => 0,
+        len => rand::thread_rng().gen_range(0..len),
     }
 }
 
 impl HostsUpgrader for RoundRobin {
-    /// Replaces the list atomically and restarts at a random host.
+    /// Replaces the list atomically; each thread restarts at a random host.
     /// Go: `(*RoundRobin).Upgrade`.
     fn upgrade(&self, hosts: &[String]) {
-        let fresh = Hosts::starting_at_random(hosts);
+        let list: Arc<[String]> = hosts.into();
         let old = {
-            let mut current = self
-                .inner
-                .hosts
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(&mut *current, fresh)
+            let mut current = self.lock();
+            let generation = current.generation + 1;
+            let old = std::mem::replace(&mut current.list, list);
+            current.generation = generation;
+            self.inner.generation.store(generation, Ordering::Release);
+            old
         };
-        drop(old); // after the lock: readers never wait for the free
+        drop(old); // after the lock: a reader never waits for the free
     }
 }
 
