@@ -81,7 +81,7 @@ fn http(c: &mut Criterion) {
         let plain = awc::Client::builder()
             .timeout(Duration::from_secs(5))
             .finish();
-        let balanced = BalancedClient::new(RoundRobin::with_hosts("auth", &[addr.clone()]));
+        let balanced = BalancedClient::new(RoundRobin::with_hosts("auth", [addr.as_str()]));
         (plain, balanced)
     });
 

@@ -29,7 +29,7 @@ fn hosts(list: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_thousand_next_calls_over_three_hosts_are_fair() {
-    let pool = RoundRobin::with_hosts("auth", &hosts(&["a:1", "b:2", "c:3"]));
+    let pool = RoundRobin::with_hosts("auth", hosts(&["a:1", "b:2", "c:3"]));
     let mut counts: HashMap<String, usize> = HashMap::new();
     for _ in 0..1000 {
         *counts.entry(pool.next().unwrap().to_string()).or_default() += 1;
@@ -45,7 +45,7 @@ fn a_thousand_next_calls_over_three_hosts_are_fair() {
 
 #[test]
 fn threads_going_round_on_their_own_share_the_load_evenly() {
-    let pool = RoundRobin::with_hosts("auth", &hosts(&["a:1", "b:2", "c:3"]));
+    let pool = RoundRobin::with_hosts("auth", hosts(&["a:1", "b:2", "c:3"]));
     let counts: Mutex<HashMap<String, usize>> = Mutex::default();
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -64,7 +64,7 @@ fn threads_going_round_on_their_own_share_the_load_evenly() {
 
 #[test]
 fn clones_share_one_pool() {
-    let pool = RoundRobin::with_hosts("auth", &hosts(&["a:1", "b:2"]));
+    let pool = RoundRobin::with_hosts("auth", hosts(&["a:1", "b:2"]));
     let clone = pool.clone();
     let first = pool.next().unwrap();
     assert_ne!(
@@ -323,10 +323,7 @@ async fn body_of(client: &BalancedClient, path: &str) -> Result<String, Balanced
 #[actix::test]
 async fn requests_spread_evenly_over_two_live_hosts() {
     let (a, b) = (live(), live());
-    let client = BalancedClient::new(RoundRobin::with_hosts(
-        "auth",
-        &[a.addr.clone(), b.addr.clone()],
-    ));
+    let client = BalancedClient::new(RoundRobin::with_hosts("auth", [&a.addr, &b.addr]));
     let mut answered: HashMap<String, usize> = HashMap::new();
     for _ in 0..100 {
         *answered
@@ -351,10 +348,7 @@ async fn requests_spread_evenly_over_two_live_hosts() {
 #[actix::test]
 async fn a_refusing_host_is_skipped_and_the_other_serves_every_request() {
     let a = live();
-    let client = BalancedClient::new(RoundRobin::with_hosts(
-        "auth",
-        &[refusing(), a.addr.clone()],
-    ));
+    let client = BalancedClient::new(RoundRobin::with_hosts("auth", [refusing(), a.addr.clone()]));
     for _ in 0..20 {
         assert_eq!(body_of(&client, "/who").await.unwrap(), a.addr);
     }
@@ -365,7 +359,7 @@ async fn a_refusing_host_is_skipped_and_the_other_serves_every_request() {
 #[actix::test]
 async fn an_address_that_is_not_host_port_is_skipped_and_named() {
     let a = live();
-    let pool = RoundRobin::with_hosts("auth", &hosts(&["no such host", &a.addr]));
+    let pool = RoundRobin::with_hosts("auth", hosts(&["no such host", &a.addr]));
     let client = BalancedClient::new(pool.clone());
     for _ in 0..4 {
         assert_eq!(body_of(&client, "/who").await.unwrap(), a.addr);
@@ -382,7 +376,7 @@ async fn an_address_that_is_not_host_port_is_skipped_and_named() {
 #[actix::test]
 async fn a_host_that_does_not_accept_in_time_is_skipped() {
     let (a, stuck) = (live(), unaccepting());
-    let pool = RoundRobin::with_hosts("auth", &[stuck.addr.to_string(), a.addr.clone()]);
+    let pool = RoundRobin::with_hosts("auth", [stuck.addr.to_string(), a.addr.clone()]);
     let client = BalancedClient::builder(pool.clone())
         .connect_timeout(Duration::from_millis(100))
         .timeout(Duration::from_secs(3))
@@ -441,7 +435,7 @@ async fn no_hosts_and_bad_requests_fail_at_once_naming_the_module() {
         Err(BalancedError::NoHosts(e)) => assert_eq!(e.module, "auth"),
         other => panic!("expected NoHosts, got {other:?}"),
     }
-    let client = BalancedClient::new(RoundRobin::with_hosts("auth", &[refusing()]));
+    let client = BalancedClient::new(RoundRobin::with_hosts("auth", [refusing()]));
     for path in ["who", "/a b"] {
         let error = client.get(path).send().await.unwrap_err();
         assert!(
@@ -471,10 +465,7 @@ async fn a_host_that_accepted_is_not_retried_elsewhere() {
             drop(stream);
         }
     });
-    let client = BalancedClient::new(RoundRobin::with_hosts(
-        "auth",
-        &[dropper_addr.clone(), a.addr.clone()],
-    ));
+    let client = BalancedClient::new(RoundRobin::with_hosts("auth", [&dropper_addr, &a.addr]));
     let mut served = 0;
     for _ in 0..10 {
         match client.get("/who").send().await {
@@ -496,7 +487,7 @@ async fn a_host_that_accepted_is_not_retried_elsewhere() {
 #[actix::test]
 async fn the_request_timeout_bounds_a_slow_host_and_names_it() {
     let a = live();
-    let client = BalancedClient::builder(RoundRobin::with_hosts("auth", &[a.addr.clone()]))
+    let client = BalancedClient::builder(RoundRobin::with_hosts("auth", [&a.addr]))
         .timeout(Duration::from_millis(200))
         .build();
     match client.get("/slow").send().await {
@@ -507,7 +498,7 @@ async fn the_request_timeout_bounds_a_slow_host_and_names_it() {
         }) => {
             assert_eq!(module, "auth");
             assert_eq!(timeout, Duration::from_millis(200));
-            assert_eq!(tried, [a.addr.clone()]);
+            assert_eq!(tried, std::slice::from_ref(&a.addr));
         }
         other => panic!("expected Timeout, got {other:?}"),
     }
@@ -524,7 +515,7 @@ async fn the_request_timeout_bounds_a_slow_host_and_names_it() {
 #[actix::test]
 async fn https_is_used_when_configured() {
     let a = live();
-    let client = BalancedClient::builder(RoundRobin::with_hosts("auth", &[a.addr.clone()]))
+    let client = BalancedClient::builder(RoundRobin::with_hosts("auth", [&a.addr]))
         .https()
         .build();
     // This crate's awc has no TLS feature: the https:// URL shows in the
@@ -541,7 +532,7 @@ async fn https_is_used_when_configured() {
 #[actix::test]
 async fn updates_during_a_stream_of_requests_lose_none() {
     let (a, b, c) = (live(), live(), live());
-    let pool = RoundRobin::with_hosts("auth", &[a.addr.clone(), b.addr.clone()]);
+    let pool = RoundRobin::with_hosts("auth", [&a.addr, &b.addr]);
     let lists = [
         vec![b.addr.clone(), c.addr.clone()],
         vec![refusing(), c.addr.clone(), a.addr.clone()],

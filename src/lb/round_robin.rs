@@ -53,9 +53,12 @@ struct Inner {
 struct Cursor {
     pool: Weak<Inner>,
     generation: u64,
-    list: Arc<[Arc<str>]>,
+    list: HostList,
     next: usize,
 }
+
+/// One thread's copy of a list, shared by the requests that took it.
+pub(crate) type HostList = Arc<[Arc<str>]>;
 
 thread_local! {
     static CURSORS: RefCell<Vec<Cursor>> = const { RefCell::new(Vec::new()) };
@@ -98,11 +101,16 @@ impl RoundRobin {
     /// An empty pool for the required module `module` (the name goes into
     /// errors).
     pub fn new(module: impl Into<String>) -> Self {
-        Self::with_hosts(module, &[])
+        Self::with_hosts(module, Vec::<String>::new())
     }
 
-    /// A pool for `module` that starts with `hosts`.
-    pub fn with_hosts(module: impl Into<String>, hosts: &[String]) -> Self {
+    /// A pool for `module` that starts with `hosts`, `ip:port` each.
+    pub fn with_hosts<I, S>(module: impl Into<String>, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let hosts: Vec<String> = hosts.into_iter().map(Into::into).collect();
         Self {
             inner: Arc::new(Inner {
                 module: module.into(),
@@ -134,16 +142,13 @@ impl RoundRobin {
     /// This thread's list and the index of its next host, taken together:
     /// a request tries its hosts from there on, in this list, whatever
     /// updates come meanwhile.
-    pub(crate) fn pick(&self) -> Result<(Arc<[Arc<str>]>, usize), NoHostsToBalance> {
+    pub(crate) fn pick(&self) -> Result<(HostList, usize), NoHostsToBalance> {
         self.with_next(|list, index| (list.clone(), index))
     }
 
     /// Calls `f` with this thread's list and the index of its next host,
     /// and moves past that host.
-    fn with_next<R>(
-        &self,
-        f: impl FnOnce(&Arc<[Arc<str>]>, usize) -> R,
-    ) -> Result<R, NoHostsToBalance> {
+    fn with_next<R>(&self, f: impl FnOnce(&HostList, usize) -> R) -> Result<R, NoHostsToBalance> {
         let generation = self.inner.generation.load(Ordering::Acquire);
         let mut f = Some(f);
         let answer = CURSORS.try_with(|cursors| {
