@@ -8,6 +8,12 @@
 //! * `GET /hello` answers from the current typed config (hot-applied).
 //! * `GET /health` answers from `ClusterClient::healthcheck()`: 200 or 503.
 //! * `GET /config` shows the config with secrets masked.
+//! * `GET /echo?msg=hi` answers `hi from <this instance's address>`.
+//! * `GET /relay?msg=hi` calls `GET /echo?msg=hi` on the next live instance
+//!   of `web-app` — this one or another copy; the app requires its own
+//!   module — through the balanced HTTP client. Start a second copy with the
+//!   same `--hosts` and relays spread over both; stop it and they stay on
+//!   the first.
 //!
 //! SIGINT or SIGTERM stops the HTTP server, then closes the cluster session
 //! with 1000.
@@ -15,7 +21,8 @@
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use isp_cluster::lb::{BalancedClient, BalancedError, RoundRobin};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     config_schema, hide_secrets, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData,
@@ -102,6 +109,39 @@ async fn config(current: web::Data<RwLock<Arc<Config>>>) -> HttpResponse {
     }
 }
 
+/// This instance's address, as the cluster knows it.
+struct Me(String);
+
+#[derive(Deserialize)]
+struct EchoQuery {
+    msg: String,
+}
+
+async fn echo(query: web::Query<EchoQuery>, me: web::Data<Me>) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{} from {}\n", query.msg, me.0))
+}
+
+/// Calls `/echo` with the same query on the next live instance of the app.
+async fn relay(request: HttpRequest, instances: web::Data<BalancedClient>) -> HttpResponse {
+    let path = match request.query_string() {
+        "" => "/echo".to_owned(),
+        query => format!("/echo?{query}"),
+    };
+    match instances.get(&path).send().await {
+        Ok(mut response) => match response.body().await {
+            Ok(body) => HttpResponse::build(response.status()).body(body),
+            Err(e) => HttpResponse::BadGateway().body(format!("{e}\n")),
+        },
+        Err(e @ BalancedError::NoHosts(_)) => {
+            HttpResponse::ServiceUnavailable().body(format!("{e}\n"))
+        }
+        Err(e @ BalancedError::InvalidRequest { .. }) => {
+            HttpResponse::BadRequest().body(format!("{e}\n"))
+        }
+        Err(e) => HttpResponse::BadGateway().body(format!("{e}\n")),
+    }
+}
+
 struct Args {
     hosts: Vec<String>,
     listen: String,
@@ -147,7 +187,7 @@ async fn main() -> std::io::Result<()> {
     let address = AddressConfiguration::new(local.ip().to_string(), local.port().to_string());
     let mut info = ModuleInfo::new("web-app", env!("CARGO_PKG_VERSION"), address);
     info.transport = TRANSPORT_HTTP.to_owned();
-    for path in ["/hello", "/health", "/config"] {
+    for path in ["/hello", "/health", "/config", "/echo", "/relay"] {
         let mut endpoint = EndpointDescriptor::new(path);
         endpoint.http_method = "GET".to_owned();
         info.endpoints.push(endpoint);
@@ -160,12 +200,15 @@ async fn main() -> std::io::Result<()> {
     .start();
     let typed = TypedConfig::new(sink.recipient()).start();
     let default_config = RawJson::from_value(&Config::default()).map_err(std::io::Error::other)?;
+    let instances = RoundRobin::new("web-app");
     let cluster = ClusterClient::builder(
         info,
         ConfigData::new("1.0.0", config_schema::<Config>(), default_config),
     )
     .hosts(hosts)
     .remote_config(typed.recipient())
+    // Its own module: every live copy of this app, this one included.
+    .require_module_upgrader("web-app", instances.clone())
     .start()
     .map_err(std::io::Error::other)?;
 
@@ -173,13 +216,21 @@ async fn main() -> std::io::Result<()> {
         cluster: cluster.clone(),
     });
     let current = web::Data::from(current);
+    let me = web::Data::new(Me(local.to_string()));
     let server = HttpServer::new(move || {
+        // One balanced client per worker (awc lives on one thread), all
+        // over the one shared pool.
+        let relay_client = BalancedClient::new(instances.clone());
         App::new()
             .app_data(shared.clone())
             .app_data(current.clone())
+            .app_data(me.clone())
+            .app_data(web::Data::new(relay_client))
             .route("/hello", web::get().to(hello))
             .route("/health", web::get().to(health))
             .route("/config", web::get().to(config))
+            .route("/echo", web::get().to(echo))
+            .route("/relay", web::get().to(relay))
     })
     .disable_signals()
     .workers(1)

@@ -1,19 +1,25 @@
-//! Quickstart: two modules and an embedded config-service, in one process.
+//! Quickstart: three modules and an embedded config-service, in one process.
 //!
 //! ```sh
 //! cargo run --example quickstart                 # the story on stdout
 //! RUST_LOG=isp_cluster=info cargo run --example quickstart   # plus the library's logs
 //! ```
 //!
-//! `auth` registers; `gateway` requires `auth`, wants the routing table and
-//! has a typed config. The story: registration, the initial config, a config
-//! change pushed and applied, a second `auth` instance appearing and leaving,
-//! and a graceful shutdown.
+//! `auth` registers; `echo` registers and serves `POST /echo` on loopback;
+//! `gateway` requires both, wants the routing table and has a typed config.
+//! It follows `auth`'s addresses with an actor, and calls `echo` through the
+//! balanced HTTP client, fed by a round-robin pool. The story: registration,
+//! the initial config, calls to echo, a config change pushed and applied, a
+//! second instance of auth and of echo appearing (calls spread over both
+//! echoes) and leaving (calls stay on the first), and a graceful shutdown.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use isp_cluster::lb::{BalancedClient, HostsUpgrader, RoundRobin};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     config_schema, hide_secrets, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData,
@@ -137,6 +143,74 @@ fn auth_module(ip: &str, host: &str) -> ClusterClient {
         .expect("valid client settings")
 }
 
+/// An `echo` instance: a module registered at the address its HTTP server
+/// listens on.
+struct Echo {
+    addr: String,
+    cluster: ClusterClient,
+    http: ServerHandle,
+}
+
+/// `POST /echo`: the body back, and who answered.
+async fn echo(body: String, me: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{body:?} from {}", me.get_ref()))
+}
+
+async fn echo_module(config_service: &str) -> Echo {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let local = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let addr = local.to_string();
+    let me = web::Data::new(addr.clone());
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(me.clone())
+            .route("/echo", web::post().to(echo))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("the echo server listens")
+    .run();
+    let handle = http.handle();
+    actix::spawn(http);
+    let address = AddressConfiguration::new(local.ip().to_string(), local.port().to_string());
+    let info = ModuleInfo::new("echo", "1.0.0", address);
+    let cluster = ClusterClient::builder(info, ConfigData::default())
+        .hosts([config_service])
+        .start()
+        .expect("valid client settings");
+    Echo {
+        addr,
+        cluster,
+        http: handle,
+    }
+}
+
+impl Echo {
+    /// Leaves the cluster first, so that callers stop choosing it, then
+    /// stops serving.
+    async fn stop(self) {
+        self.cluster.close().await;
+        self.http.stop(true).await;
+    }
+}
+
+/// The gateway calls echo `times` times; each answer is a line.
+async fn call_echo(client: &BalancedClient, times: usize) {
+    for i in 1..=times {
+        let answer = match client.post("/echo").send_body(format!("hello {i}")).await {
+            Ok(mut response) => match response.body().await {
+                Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+                Err(e) => format!("no body: {e}"),
+            },
+            Err(e) => format!("failed: {e}"),
+        };
+        say(format!("gateway: echo answered {answer}"));
+    }
+}
+
 #[actix::main]
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
@@ -155,6 +229,14 @@ async fn main() {
         actix::clock::sleep(Duration::from_millis(5)).await;
     }
     say("auth: registered at 10.0.0.11:9001".to_owned());
+    let echo1 = echo_module(&host).await;
+    while server.instances("echo").is_empty() {
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    say(format!(
+        "echo: registered at {}, serving POST /echo",
+        echo1.addr
+    ));
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let gateway_actor = Gateway { seen: seen.clone() }.start();
@@ -177,6 +259,8 @@ async fn main() {
         "1.0.0",
         AddressConfiguration::new("10.0.0.21", "8080"),
     );
+    let echo_pool = RoundRobin::new("echo");
+    let echo_client = BalancedClient::new(echo_pool.clone());
     let gateway = ClusterClient::builder(
         info,
         ConfigData::new("1.0.0", config_schema::<GatewayConfig>(), default_config),
@@ -185,6 +269,15 @@ async fn main() {
     .remote_config(typed.recipient())
     .routes(gateway_actor.clone().recipient())
     .require_module("auth", gateway_actor.clone().recipient())
+    // Any Fn(&[String]) is an upgrader: this one tells the story, then
+    // hands the list to the pool the balanced client reads.
+    .require_module_upgrader("echo", {
+        let pool = echo_pool.clone();
+        move |hosts: &[String]| {
+            say(format!("gateway: echo is at {hosts:?}"));
+            pool.upgrade(hosts);
+        }
+    })
     .session_events(gateway_actor.recipient())
     .start()
     .expect("valid client settings");
@@ -193,6 +286,8 @@ async fn main() {
         "gateway: healthcheck {:?}",
         gateway.healthcheck().map_err(|e| e.to_string())
     ));
+
+    call_echo(&echo_client, 2).await;
 
     say("operator: raising gateway's rate limit to 20".to_owned());
     let mut config = server.config("gateway").expect("gateway has a config");
@@ -203,16 +298,29 @@ async fn main() {
     })
     .await;
 
-    say("operator: starting a second auth instance".to_owned());
+    say("operator: starting a second instance of auth and of echo".to_owned());
     let auth2 = auth_module("10.0.0.12", &host);
+    let echo2 = echo_module(&host).await;
     until(&seen, "second auth instance", |s| s.auth_hosts.len() == 2).await;
-    say("operator: stopping it again".to_owned());
+    until(&seen, "second echo instance", |_| {
+        echo_pool.hosts().len() == 2
+    })
+    .await;
+    call_echo(&echo_client, 4).await; // round-robin: two answers from each
+    say("operator: stopping them again".to_owned());
     auth2.close().await;
+    echo2.stop().await;
     until(&seen, "auth instance leaving", |s| s.auth_hosts.len() == 1).await;
+    until(&seen, "echo instance leaving", |_| {
+        echo_pool.hosts().len() == 1
+    })
+    .await;
+    call_echo(&echo_client, 2).await; // both from the first
 
     say("shutting down: closing sessions with 1000".to_owned());
     gateway.close().await;
     auth.close().await;
+    echo1.stop().await;
     server.stop().await;
     say(format!("done in {} ms", started.elapsed().as_millis()));
 }

@@ -71,6 +71,7 @@ mod config_file;
 pub mod etp;
 mod events;
 mod json;
+pub mod lb;
 mod offline;
 mod secrets;
 mod typed;

@@ -430,6 +430,19 @@ impl ClusterClientBuilder {
         self
     }
 
+    /// Requires `module`: its live addresses go to `upgrader` (Go:
+    /// `RequireModule(name, upgrader)`), through an
+    /// [`UpgraderActor`](crate::lb::UpgraderActor) that applies them in
+    /// order under the receiver timeout. Starts that actor, so call it inside
+    /// the actix System, as [`start`](Self::start).
+    pub fn require_module_upgrader(
+        self,
+        module: impl Into<String>,
+        upgrader: impl crate::lb::HostsUpgrader,
+    ) -> Self {
+        self.require_module(module, crate::lb::upgrader_recipient(upgrader))
+    }
+
     /// Where session changes (active, inactive and why) are sent.
     pub fn session_events(mut self, receiver: Recipient<SessionEvent>) -> Self {
         self.session_events = Some(receiver);
