@@ -101,7 +101,7 @@ fn an_update_under_eight_reading_threads_is_seen_whole_or_not_at_all() {
         s.spawn(|| {
             while readers_done.load(Ordering::SeqCst) < 8 {
                 let n = updates.fetch_add(1, Ordering::SeqCst);
-                pool.upgrade(if n % 2 == 0 { &new } else { &old });
+                pool.upgrade(if n.is_multiple_of(2) { &new } else { &old });
             }
         });
     });
