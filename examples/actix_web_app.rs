@@ -232,18 +232,17 @@ async fn main() -> std::io::Result<()> {
             .route("/echo", web::get().to(echo))
             .route("/relay", web::get().to(relay))
     })
-    .disable_signals()
     .workers(1)
     .listen(listener)?
     .run();
     log::info!("http on http://{local}");
-    let handle = server.handle();
-    let http = actix_web::rt::spawn(server);
 
-    shutdown_signal().await;
-    log::info!("signal received: stopping http, then closing the cluster session");
-    handle.stop(true).await;
-    let _ = http.await;
+    // actix-web's own signal handling: SIGTERM (or SIGINT) stops the HTTP
+    // server gracefully and `server.await` returns. The actors, the cluster
+    // client among them, still run until `main` returns, so the session
+    // closes with 1000 and the config-service logs a normal disconnect.
+    server.await?;
+    log::info!("http stopped: closing the cluster session");
     cluster.close().await;
     if let Some(server) = embedded {
         server.stop().await;
@@ -251,17 +250,4 @@ async fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use actix_web::rt::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            let ctrl_c = Box::pin(actix_web::rt::signal::ctrl_c());
-            let term = Box::pin(async move { term.recv().await });
-            futures_util::future::select(ctrl_c, term).await;
-            return;
-        }
-    }
-    let _ = actix_web::rt::signal::ctrl_c().await;
-}
+
