@@ -5,7 +5,8 @@ use actix_web::{web, HttpResponse, Scope};
 use bytes::Bytes;
 use serde_json::json;
 
-use super::state::{json_text, Shared};
+use super::state::Shared;
+use crate::json::json_text;
 use crate::secrets::LogPayload;
 
 /// `/admin/...`
@@ -89,6 +90,8 @@ async fn put_config(
     };
     log::info!("admin: new config for module {module:?}");
     log::debug!("admin: config of {module:?}: {}", LogPayload(&body));
-    let sessions = shared.lock().set_config(&module, text);
+    let sessions = shared
+        .lock()
+        .set_config(&module, bytestring::ByteString::from(text));
     HttpResponse::Ok().json(json!({ "module": module, "sessions": sessions }))
 }

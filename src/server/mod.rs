@@ -43,11 +43,12 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use bytestring::ByteString;
 
+use crate::json::JsonError;
 use crate::types::{BackendDeclaration, RoutingConfig};
 use state::Shared;
 
@@ -65,16 +66,43 @@ pub const ETP_PATH: &str = "/isp-etp/";
 /// connections finish, in seconds.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
 
-/// How long [`ConfigServer::stop`] lets the close frames reach the sockets
-/// after the sessions have ended.
-const CLOSE_FLUSH_WAIT: Duration = Duration::from_millis(20);
-
-/// How long [`ConfigServer::stop`] waits for sessions to end after their
-/// close frame before stopping the listener.
+/// The longest [`ConfigServer::stop`] waits for the sessions to end after it
+/// told them to close; only a session whose module reads nothing, so that
+/// its close frame cannot be written, takes that long.
 const SESSIONS_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// How often [`ConfigServer::stop`] checks that sessions have ended.
-const STOP_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// The delay of [`ReplyOrder::EventsLate`] in [`ReplyOrder::EVERY`].
+pub const LATE_EVENTS_DELAY: Duration = Duration::from_millis(100);
+
+/// The order in which the server answers the handshake events
+/// `MODULE:SEND_CONFIG_SCHEMA` (with `CONFIG:SEND_CONFIG_WHEN_CONNECTED`) and
+/// `MODULE:SEND_REQUIREMENTS` (with the `<module>_MODULE_CONNECTED` lists and
+/// `CONFIG:SEND_ROUTES_WHEN_CONNECTED`) relative to their acks.
+///
+/// The production service handles events concurrently, so a module may see
+/// each of these (PROTOCOL.md §6); a client must accept every one, and a
+/// test can make the server produce each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyOrder {
+    /// The answering events, then the ack (the default).
+    #[default]
+    EventsFirst,
+    /// The ack, then the answering events at once.
+    AckFirst,
+    /// The ack at once, the answering events after this delay, computed from
+    /// the state as it is then (so the acks of later events may come first).
+    EventsLate(Duration),
+}
+
+impl ReplyOrder {
+    /// Every order, the late one with [`LATE_EVENTS_DELAY`]: for a test that
+    /// runs its handshake in each.
+    pub const EVERY: [ReplyOrder; 3] = [
+        ReplyOrder::EventsFirst,
+        ReplyOrder::AckFirst,
+        ReplyOrder::EventsLate(LATE_EVENTS_DELAY),
+    ];
+}
 
 /// A close frame sent by a client, kept by the server for tests to assert
 /// how a module left.
@@ -95,6 +123,7 @@ pub struct ConfigServerBuilder {
     read_limit: usize,
     workers: usize,
     configs: Vec<(String, ByteString)>,
+    reply_order: ReplyOrder,
 }
 
 impl Default for ConfigServerBuilder {
@@ -104,6 +133,7 @@ impl Default for ConfigServerBuilder {
             read_limit: DEFAULT_READ_LIMIT,
             workers: 1,
             configs: Vec::new(),
+            reply_order: ReplyOrder::default(),
         }
     }
 }
@@ -131,6 +161,13 @@ impl ConfigServerBuilder {
         self
     }
 
+    /// The order of the handshake answers (default
+    /// [`ReplyOrder::EventsFirst`]); see also [`ConfigServer::set_reply_order`].
+    pub fn reply_order(mut self, order: ReplyOrder) -> Self {
+        self.reply_order = order;
+        self
+    }
+
     /// A module's initial config, active before the module connects.
     pub fn config(mut self, module: impl Into<String>, config: serde_json::Value) -> Self {
         self.configs
@@ -147,7 +184,7 @@ impl ConfigServerBuilder {
                 "the config server must be started inside a running actix system",
             ));
         }
-        let shared = Arc::new(Shared::new(self.read_limit));
+        let shared = Arc::new(Shared::new(self.read_limit, self.reply_order));
         {
             let mut state = shared.lock();
             for (module, config) in self.configs {
@@ -165,6 +202,18 @@ impl ConfigServerBuilder {
                 .service(admin::scope())
         })
         .workers(self.workers)
+        // A session writes small frames; with Nagle's algorithm on, a frame
+        // written while the previous one is unacknowledged waits for the
+        // module's delayed ACK (about 40 ms on Linux).
+        .tcp_nodelay(true)
+        // When a session's response body ends (after its close frame, or at
+        // once to drop the connection) the dispatcher would otherwise keep
+        // reading the connection for up to this long before closing it; RFC
+        // 6455 §7.1.1 wants the server to close the TCP connection at once.
+        // The cost: an admin request whose body the server refuses unread
+        // (over the read limit) is not drained either, so its client may
+        // see the connection reset instead of the 413.
+        .client_disconnect_timeout(Duration::ZERO)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .bind(self.listen.as_str())?;
@@ -230,8 +279,8 @@ impl ConfigServer {
         module: &str,
         config: impl AsRef<[u8]>,
     ) -> Result<(), serde_json::Error> {
-        let text = state::json_text(config.as_ref())?;
-        self.shared.lock().set_config(module, text);
+        let text = crate::json::json_text(config.as_ref()).map_err(JsonError::into_serde)?;
+        self.shared.lock().set_config(module, ByteString::from(text));
         Ok(())
     }
 
@@ -264,11 +313,6 @@ impl ConfigServer {
 
     /// Ends every session of the module abruptly: the TCP connection is
     /// closed without a close frame, as when a node crashes.
-    ///
-    /// actix-http has no call that drops an upgraded connection at once, so
-    /// the session fails its own response stream; actix-http logs that at
-    /// error level ("Response payload stream error: ContinuationNotStarted")
-    /// once per dropped session.
     pub fn drop_sessions(&self, module: &str) {
         self.shared.lock().abort_sessions(Some(module));
     }
@@ -292,26 +336,50 @@ impl ConfigServer {
         self.shared.lock().fail_event(module, event, error);
     }
 
+    /// Sets the order of the handshake answers for the events that arrive
+    /// from now on (see [`ReplyOrder`]).
+    pub fn set_reply_order(&self, order: ReplyOrder) {
+        self.shared.lock().set_reply_order(order);
+    }
+
     /// Every close frame a client has sent so far, oldest first.
     pub fn closed_sessions(&self) -> Vec<ClosedSession> {
         self.shared.lock().closed_sessions()
     }
 
     /// Closes every session with close frame 1000 and stops the listener.
+    ///
+    /// Returns once every session's connection is closed (or, for a module
+    /// that reads nothing, after at most a second) and the listener stopped.
     pub async fn stop(&self) {
         // Accept no new connection first: a client told to go would
         // otherwise reconnect at once and be served again.
         self.handle.pause().await;
-        self.shared.lock().close_sessions();
-        // After its last frame, actix-http keeps a WebSocket connection open
-        // for up to a second draining it, and a graceful stop waits for that.
-        // Instead: wait until every session has ended (its close frame is
-        // written by then), give the writes a moment, then stop at once.
-        let deadline = Instant::now() + SESSIONS_CLOSE_WAIT;
-        while self.shared.lock().total_sessions() > 0 && Instant::now() < deadline {
-            actix_web::rt::time::sleep(STOP_POLL_INTERVAL).await;
+        let mut open = {
+            let state = self.shared.lock();
+            state.close_sessions();
+            state.watch_open()
+        };
+        // A session ends once its close frame is handed to the dispatcher,
+        // which writes it and closes the connection in the same turn, before
+        // the worker sees the stop below.
+        let all_closed = async move {
+            while *open.borrow_and_update() > 0 {
+                if open.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if actix_web::rt::time::timeout(SESSIONS_CLOSE_WAIT, all_closed)
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "config server on {}: sessions still open {SESSIONS_CLOSE_WAIT:?} after their \
+                 close frame; dropping them",
+                self.addr
+            );
         }
-        actix_web::rt::time::sleep(CLOSE_FLUSH_WAIT).await;
         self.handle.stop(false).await;
         log::info!("config server on {} stopped", self.addr);
     }

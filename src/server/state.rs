@@ -1,25 +1,26 @@
 //! What the embedded server knows: modules, sessions, instances, routes.
 //!
-//! One `Mutex<State>` shared by the handle, the admin API and every session
-//! actor. Pushes to sessions are enqueued (`do_send`, never blocking) while
-//! the lock is held, so every subscriber sees the snapshots in the order the
-//! changes happened and the last list it gets is the current one.
+//! One `Mutex<State>` shared by the handle, the admin API and every session.
+//! Pushes to sessions are enqueued (an unbounded channel, never blocking)
+//! while the lock is held, so every subscriber sees the snapshots in the
+//! order the changes happened and the last list it gets is the current one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use actix::Addr;
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
+use tokio::sync::{mpsc::UnboundedSender, watch};
 
-use super::session::{Push, Session, Shutdown};
-use super::ClosedSession;
+use super::session::Command;
+use super::{ClosedSession, ReplyOrder};
+use crate::etp::ws::WireFrame;
 use crate::etp::Event;
 use crate::events::{
-    module_connected_event, CONFIG_SEND_CONFIG_CHANGED, CONFIG_SEND_ROUTES_CHANGED,
-    CONFIG_SEND_ROUTES_WHEN_CONNECTED, TRANSPORT_GRPC,
+    module_connected_event, CONFIG_SEND_CONFIG_CHANGED, CONFIG_SEND_CONFIG_WHEN_CONNECTED,
+    CONFIG_SEND_ROUTES_CHANGED, CONFIG_SEND_ROUTES_WHEN_CONNECTED, TRANSPORT_GRPC,
 };
 use crate::types::{
     AddressConfiguration, BackendDeclaration, ConfigData, ModuleRequirements, RoutingConfig,
@@ -37,9 +38,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(read_limit: usize) -> Self {
+    pub(crate) fn new(read_limit: usize, reply_order: ReplyOrder) -> Self {
         Self {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(reply_order)),
             read_limit,
             next_session: AtomicU64::new(1),
         }
@@ -70,7 +71,8 @@ struct Module {
 
 struct SessionEntry {
     module: String,
-    addr: Addr<Session>,
+    /// The session's mailbox.
+    tx: UnboundedSender<Command>,
     /// Sent its schema: gets `CONFIG:SEND_CONFIG_CHANGED`.
     config_subscribed: bool,
     /// Gets `<m>_MODULE_CONNECTED` for each of these.
@@ -93,17 +95,42 @@ pub(crate) struct ModuleSummary {
     instances: Vec<BackendDeclaration>,
 }
 
-#[derive(Default)]
+/// A handshake answer: an event the server sends because of an event the
+/// module sent, computed from the state when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `CONFIG:SEND_CONFIG_WHEN_CONNECTED`: the module's active config.
+    Config,
+    /// `<module>_MODULE_CONNECTED`: the module's addresses.
+    Addresses(String),
+    /// `CONFIG:SEND_ROUTES_WHEN_CONNECTED`: the routing table.
+    Routes,
+}
+
 pub(crate) struct State {
     modules: BTreeMap<String, Module>,
     /// Ordered by id, i.e. by connection order.
     sessions: BTreeMap<SessionId, SessionEntry>,
+    /// How many sessions are open, for a stop that waits for the last one.
+    open: watch::Sender<usize>,
     closed: Vec<ClosedSession>,
     /// (module, event) → the ack text to answer instead of `ok`.
     failures: HashMap<(String, String), String>,
+    reply_order: ReplyOrder,
 }
 
 impl State {
+    fn new(reply_order: ReplyOrder) -> Self {
+        Self {
+            modules: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            open: watch::Sender::new(0),
+            closed: Vec::new(),
+            failures: HashMap::new(),
+            reply_order,
+        }
+    }
+
     fn module_mut(&mut self, name: &str) -> &mut Module {
         self.modules.entry(name.to_owned()).or_default()
     }
@@ -113,20 +140,21 @@ impl State {
         &mut self,
         id: SessionId,
         module: &str,
-        addr: Addr<Session>,
+        tx: UnboundedSender<Command>,
     ) -> Arc<AtomicBool> {
         let frozen = Arc::clone(&self.module_mut(module).frozen);
         self.sessions.insert(
             id,
             SessionEntry {
                 module: module.to_owned(),
-                addr,
+                tx,
                 config_subscribed: false,
                 required_modules: BTreeSet::new(),
                 routes_subscribed: false,
                 instance: None,
             },
         );
+        self.open.send_replace(self.sessions.len());
         frozen
     }
 
@@ -136,9 +164,23 @@ impl State {
         let Some(entry) = self.sessions.remove(&id) else {
             return;
         };
+        self.open.send_replace(self.sessions.len());
         if entry.instance.is_some() {
             self.push_instances_changed(&entry.module);
         }
+    }
+
+    /// Follows how many sessions are open.
+    pub(crate) fn watch_open(&self) -> watch::Receiver<usize> {
+        self.open.subscribe()
+    }
+
+    pub(crate) fn reply_order(&self) -> ReplyOrder {
+        self.reply_order
+    }
+
+    pub(crate) fn set_reply_order(&mut self, order: ReplyOrder) {
+        self.reply_order = order;
     }
 
     pub(crate) fn record_close(&mut self, closed: ClosedSession) {
@@ -178,10 +220,10 @@ impl State {
 
     /// `MODULE:SEND_CONFIG_SCHEMA`: keeps schema and version, takes the
     /// payload's config when the module has none, subscribes the session to
-    /// config changes. Returns the active config.
-    pub(crate) fn accept_schema(&mut self, id: SessionId, data: &ConfigData) -> ByteString {
+    /// config changes. Returns what to answer.
+    pub(crate) fn accept_schema(&mut self, id: SessionId, data: &ConfigData) -> Vec<Answer> {
         let Some(entry) = self.sessions.get_mut(&id) else {
-            return ByteString::from_static("{}");
+            return Vec::new();
         };
         entry.config_subscribed = true;
         let module_name = entry.module.clone();
@@ -190,35 +232,56 @@ impl State {
         module.version.clone_from(&data.version);
         module
             .config
-            .get_or_insert_with(|| ByteString::from(data.config.get()))
-            .clone()
+            .get_or_insert_with(|| ByteString::from(data.config.get()));
+        vec![Answer::Config]
     }
 
-    /// `MODULE:SEND_REQUIREMENTS`: subscribes the session and returns the
-    /// events to emit now (the address lists, then the routes if asked).
+    /// `MODULE:SEND_REQUIREMENTS`: subscribes the session and returns what
+    /// to answer (the address lists, then the routes if asked).
     pub(crate) fn accept_requirements(
         &mut self,
         id: SessionId,
         requirements: &ModuleRequirements,
-    ) -> Vec<ByteString> {
-        let mut frames = Vec::with_capacity(requirements.required_modules.len() + 1);
-        for module in &requirements.required_modules {
-            frames.extend(json_frame(
-                &module_connected_event(module),
-                &self.addresses(module),
-            ));
-        }
+    ) -> Vec<Answer> {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return Vec::new();
+        };
+        entry.required_modules = requirements.required_modules.iter().cloned().collect();
+        entry.routes_subscribed = requirements.require_routes;
+        let mut answers: Vec<Answer> = requirements
+            .required_modules
+            .iter()
+            .map(|module| Answer::Addresses(module.clone()))
+            .collect();
         if requirements.require_routes {
-            frames.extend(json_frame(
-                CONFIG_SEND_ROUTES_WHEN_CONNECTED,
-                &self.routes(),
-            ));
+            answers.push(Answer::Routes);
         }
-        if let Some(entry) = self.sessions.get_mut(&id) {
-            entry.required_modules = requirements.required_modules.iter().cloned().collect();
-            entry.routes_subscribed = requirements.require_routes;
-        }
-        frames
+        answers
+    }
+
+    /// The frames of `answers` for the session, from the state as it is now.
+    pub(crate) fn answer_frames(&self, id: SessionId, answers: &[Answer]) -> Vec<WireFrame> {
+        let Some(entry) = self.sessions.get(&id) else {
+            return Vec::new();
+        };
+        answers
+            .iter()
+            .filter_map(|answer| match answer {
+                Answer::Config => {
+                    let config = self
+                        .config(&entry.module)
+                        .unwrap_or_else(|| ByteString::from_static("{}"));
+                    Some(event_frame(
+                        CONFIG_SEND_CONFIG_WHEN_CONNECTED,
+                        config.into_bytes(),
+                    ))
+                }
+                Answer::Addresses(module) => {
+                    json_frame(&module_connected_event(module), &self.addresses(module))
+                }
+                Answer::Routes => json_frame(CONFIG_SEND_ROUTES_WHEN_CONNECTED, &self.routes()),
+            })
+            .collect()
     }
 
     /// `MODULE:READY`: records the session's instance (normalized as the
@@ -249,16 +312,12 @@ impl State {
     /// Stores a module's config and pushes it to the module's sessions that
     /// sent their schema. Returns how many sessions it was pushed to.
     pub(crate) fn set_config(&mut self, module: &str, config: ByteString) -> usize {
-        let frame = text_frame(&Event::new(
-            CONFIG_SEND_CONFIG_CHANGED,
-            0,
-            config.clone().into_bytes(),
-        ));
+        let frame = event_frame(CONFIG_SEND_CONFIG_CHANGED, config.clone().into_bytes());
         self.module_mut(module).config = Some(config);
         let mut pushed = 0;
         for entry in self.sessions.values() {
             if entry.config_subscribed && entry.module == module {
-                entry.addr.do_send(Push(frame.clone()));
+                let _ = entry.tx.send(Command::Send(frame.clone()));
                 pushed += 1;
             }
         }
@@ -338,7 +397,7 @@ impl State {
     pub(crate) fn abort_sessions(&self, module: Option<&str>) {
         for entry in self.sessions.values() {
             if module.map_or(true, |m| entry.module == m) {
-                entry.addr.do_send(Shutdown::Abort);
+                let _ = entry.tx.send(Command::Abort);
             }
         }
     }
@@ -346,7 +405,7 @@ impl State {
     /// Closes every session with close frame 1000.
     pub(crate) fn close_sessions(&self) {
         for entry in self.sessions.values() {
-            entry.addr.do_send(Shutdown::Normal);
+            let _ = entry.tx.send(Command::Close);
         }
     }
 
@@ -358,12 +417,12 @@ impl State {
         for entry in self.sessions.values() {
             if let Some(frame) = &addresses {
                 if entry.required_modules.contains(module) {
-                    entry.addr.do_send(Push(frame.clone()));
+                    let _ = entry.tx.send(Command::Send(frame.clone()));
                 }
             }
             if let Some(frame) = &routes {
                 if entry.routes_subscribed {
-                    entry.addr.do_send(Push(frame.clone()));
+                    let _ = entry.tx.send(Command::Send(frame.clone()));
                 }
             }
         }
@@ -372,9 +431,9 @@ impl State {
 
 /// A frame `<name>||0||<value as JSON>`; `None` (logged) if it cannot be
 /// serialized, which our wire types never fail to be.
-fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<ByteString> {
+fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<WireFrame> {
     match serde_json::to_vec(value) {
-        Ok(json) => Some(text_frame(&Event::new(name, 0, Bytes::from(json)))),
+        Ok(json) => Some(event_frame(name, Bytes::from(json))),
         Err(e) => {
             log::error!("cannot serialize the data of {name}: {e}");
             None
@@ -382,25 +441,7 @@ fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<ByteString> {
     }
 }
 
-/// An event encoded for a text message. Our names and JSON data are UTF-8;
-/// anything else is replaced lossily rather than failing the send.
-pub(crate) fn text_frame(event: &Event) -> ByteString {
-    let encoded = event.encode();
-    match ByteString::try_from(encoded.clone()) {
-        Ok(text) => text,
-        Err(_) => ByteString::from(String::from_utf8_lossy(&encoded).into_owned()),
-    }
-}
-
-/// `json` as text, if it is one valid JSON document.
-pub(crate) fn json_text(json: &[u8]) -> Result<ByteString, serde_json::Error> {
-    // Parsing into a `Value` checks every string is UTF-8, so the bytes are
-    // valid text as a whole.
-    serde_json::from_slice::<serde_json::Value>(json)?;
-    match std::str::from_utf8(json) {
-        Ok(text) => Ok(ByteString::from(text)),
-        Err(e) => Err(serde::de::Error::custom(format_args!(
-            "config is not utf-8: {e}"
-        ))),
-    }
+/// A frame `<name>||0||<data>`, ready for the wire.
+fn event_frame(name: &str, data: Bytes) -> WireFrame {
+    WireFrame::new(Event::new(name.to_owned(), 0, data).encode())
 }
