@@ -36,6 +36,7 @@
 //! | `GET /admin/routes` | the routing table |
 
 mod admin;
+mod connection;
 mod session;
 mod state;
 
@@ -202,6 +203,7 @@ impl ConfigServerBuilder {
                 .service(admin::scope())
         })
         .workers(self.workers)
+        .on_connect(connection::ConnectionSlot::insert)
         // A session writes small frames; with Nagle's algorithm on, a frame
         // written while the previous one is unacknowledged waits for the
         // module's delayed ACK (about 40 ms on Linux).
@@ -355,14 +357,11 @@ impl ConfigServer {
         // Accept no new connection first: a client told to go would
         // otherwise reconnect at once and be served again.
         self.handle.pause().await;
-        let mut open = {
-            let state = self.shared.lock();
-            state.close_sessions();
-            state.watch_open()
-        };
-        // A session ends once its close frame is handed to the dispatcher,
-        // which writes it and closes the connection in the same turn, before
-        // the worker sees the stop below.
+        let mut open = self.shared.watch_open_connections();
+        self.shared.lock().close_sessions();
+        // Counted down as each connection is closed, its close frame written:
+        // the stop below drops what is still open, and a process that exits
+        // right after it would cut off a frame still being written.
         let all_closed = async move {
             while *open.borrow_and_update() > 0 {
                 if open.changed().await.is_err() {

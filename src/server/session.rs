@@ -26,6 +26,7 @@ use futures_util::{Stream, StreamExt as _};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::connection::ConnectionSlot;
 use super::state::{Answer, SessionId, Shared};
 use super::{ClosedSession, ReplyOrder};
 use crate::etp::ws::{message_for, FragmentError, LimitedCodec, Reassembler, WireFrame};
@@ -53,7 +54,14 @@ pub(crate) async fn etp_endpoint(
         .peer_addr()
         .map_or_else(|| "unknown peer".to_owned(), |a| a.to_string());
     let body = match module_name(req.query_string()) {
-        Some(module) => BoxBody::new(Session::start(shared.into_inner(), module, peer, payload)),
+        Some(module) => {
+            let session = Session::start(shared.into_inner(), module, peer, payload);
+            match req.conn_data::<ConnectionSlot>() {
+                Some(slot) => slot.hold(session.shared.connection_opened()),
+                None => log::debug!("{}: connection not tracked", session.tag()),
+            }
+            BoxBody::new(session)
+        }
         None => {
             log::warn!(
                 "etp connection from {peer} refused: {MODULE_NAME_PARAM} is missing or empty"
@@ -392,10 +400,15 @@ impl Session {
         if answers.is_empty() {
             return;
         }
-        let frames = self.shared.lock().answer_frames(self.id, answers);
-        for frame in frames {
-            log::debug!("{}: sending {}", self.tag(), LogPayload(frame.as_bytes()));
-            self.send(frame);
+        let events = self.shared.lock().answer_events(self.id, answers);
+        for event in events {
+            log::debug!(
+                "{}: sending {} {}",
+                self.tag(),
+                event.name,
+                LogPayload(&event.data)
+            );
+            self.write(message_for(event.encode()));
         }
     }
 

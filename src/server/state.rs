@@ -14,6 +14,8 @@ use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::{mpsc::UnboundedSender, watch};
 
+use super::connection::OpenConnection;
+
 use super::session::Command;
 use super::{ClosedSession, ReplyOrder};
 use crate::etp::ws::WireFrame;
@@ -35,6 +37,9 @@ pub(crate) struct Shared {
     /// The largest message a session accepts, in bytes.
     pub(crate) read_limit: usize,
     next_session: AtomicU64,
+    /// How many connections of sessions are open, for a stop that waits
+    /// until the last one is closed.
+    open_connections: Arc<watch::Sender<usize>>,
 }
 
 impl Shared {
@@ -43,7 +48,18 @@ impl Shared {
             state: Mutex::new(State::new(reply_order)),
             read_limit,
             next_session: AtomicU64::new(1),
+            open_connections: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Counts a session's connection until the returned guard is dropped.
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        OpenConnection::new(&self.open_connections)
+    }
+
+    /// Follows how many connections of sessions are open.
+    pub(crate) fn watch_open_connections(&self) -> watch::Receiver<usize> {
+        self.open_connections.subscribe()
     }
 
     /// The state; a panic elsewhere while it was held does not make it
@@ -111,8 +127,6 @@ pub(crate) struct State {
     modules: BTreeMap<String, Module>,
     /// Ordered by id, i.e. by connection order.
     sessions: BTreeMap<SessionId, SessionEntry>,
-    /// How many sessions are open, for a stop that waits for the last one.
-    open: watch::Sender<usize>,
     closed: Vec<ClosedSession>,
     /// (module, event) → the ack text to answer instead of `ok`.
     failures: HashMap<(String, String), String>,
@@ -124,7 +138,6 @@ impl State {
         Self {
             modules: BTreeMap::new(),
             sessions: BTreeMap::new(),
-            open: watch::Sender::new(0),
             closed: Vec::new(),
             failures: HashMap::new(),
             reply_order,
@@ -154,7 +167,6 @@ impl State {
                 instance: None,
             },
         );
-        self.open.send_replace(self.sessions.len());
         frozen
     }
 
@@ -164,15 +176,9 @@ impl State {
         let Some(entry) = self.sessions.remove(&id) else {
             return;
         };
-        self.open.send_replace(self.sessions.len());
         if entry.instance.is_some() {
             self.push_instances_changed(&entry.module);
         }
-    }
-
-    /// Follows how many sessions are open.
-    pub(crate) fn watch_open(&self) -> watch::Receiver<usize> {
-        self.open.subscribe()
     }
 
     pub(crate) fn reply_order(&self) -> ReplyOrder {
@@ -259,8 +265,8 @@ impl State {
         answers
     }
 
-    /// The frames of `answers` for the session, from the state as it is now.
-    pub(crate) fn answer_frames(&self, id: SessionId, answers: &[Answer]) -> Vec<WireFrame> {
+    /// The events of `answers` for the session, from the state as it is now.
+    pub(crate) fn answer_events(&self, id: SessionId, answers: &[Answer]) -> Vec<Event> {
         let Some(entry) = self.sessions.get(&id) else {
             return Vec::new();
         };
@@ -271,15 +277,16 @@ impl State {
                     let config = self
                         .config(&entry.module)
                         .unwrap_or_else(|| ByteString::from_static("{}"));
-                    Some(event_frame(
+                    Some(Event::new(
                         CONFIG_SEND_CONFIG_WHEN_CONNECTED,
+                        0,
                         config.into_bytes(),
                     ))
                 }
                 Answer::Addresses(module) => {
-                    json_frame(&module_connected_event(module), &self.addresses(module))
+                    json_event(&module_connected_event(module), &self.addresses(module))
                 }
-                Answer::Routes => json_frame(CONFIG_SEND_ROUTES_WHEN_CONNECTED, &self.routes()),
+                Answer::Routes => json_event(CONFIG_SEND_ROUTES_WHEN_CONNECTED, &self.routes()),
             })
             .collect()
     }
@@ -432,8 +439,13 @@ impl State {
 /// A frame `<name>||0||<value as JSON>`; `None` (logged) if it cannot be
 /// serialized, which our wire types never fail to be.
 fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<WireFrame> {
+    json_event(name, value).map(|event| WireFrame::new(event.encode()))
+}
+
+/// The event `<name>||0||<value as JSON>`, see [`json_frame`].
+fn json_event<T: Serialize>(name: &str, value: &T) -> Option<Event> {
     match serde_json::to_vec(value) {
-        Ok(json) => Some(event_frame(name, Bytes::from(json))),
+        Ok(json) => Some(Event::new(name.to_owned(), 0, Bytes::from(json))),
         Err(e) => {
             log::error!("cannot serialize the data of {name}: {e}");
             None
