@@ -271,10 +271,13 @@ async fn a_refusing_ack_fails_the_handshake_with_the_server_text_in(order: Reply
 
 #[actix::test]
 async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry() {
-    in_every_order(a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry_in).await;
+    in_every_order(a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry_in)
+        .await;
 }
 
-async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry_in(order: ReplyOrder) {
+async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry_in(
+    order: ReplyOrder,
+) {
     let server = server_in(order).await;
     let (rec, seen) = Recorder::start_new();
     seen.set(Behaviour {

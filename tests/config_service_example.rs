@@ -148,7 +148,10 @@ async fn ready_session(example: &Example, module: &str, port: u16) -> Ws {
 /// The server's close frame (skipping pushes), then a clean EOF.
 async fn expect_close_then_eof(ws: &mut Ws) -> Option<CloseCode> {
     let code = loop {
-        match timeout(WAIT, ws.next()).await.expect("a close frame in time") {
+        match timeout(WAIT, ws.next())
+            .await
+            .expect("a close frame in time")
+        {
             Some(Ok(Frame::Close(reason))) => break reason.map(|r| r.code),
             Some(Ok(Frame::Text(_))) => continue,
             other => panic!("expected a close frame, got {other:?}"),
@@ -225,7 +228,10 @@ async fn a_1_gib_frame_header_is_refused_with_1009_before_its_payload_is_buffere
     header.extend_from_slice(&(1u64 << 30).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
     let writer = actix_web::rt::spawn(async move {
-        write.write_all(&header).await.expect("the header is written");
+        write
+            .write_all(&header)
+            .await
+            .expect("the header is written");
         let chunk = vec![0u8; 64 * 1024];
         let mut written = 0usize;
         while written < 64 * 1024 * 1024 {

@@ -1010,10 +1010,7 @@ async fn the_reply_order_puts_the_answers_before_after_or_well_after_the_ack() {
                 ]
             ),
             ReplyOrder::EventsLate(delay) => {
-                assert_eq!(
-                    next_names(&mut b, 2).await,
-                    [schema_ack, requirements_ack]
-                );
+                assert_eq!(next_names(&mut b, 2).await, [schema_ack, requirements_ack]);
                 let mut late = next_names(&mut b, 3).await;
                 assert!(sent.elapsed() >= delay, "{:?} < {delay:?}", sent.elapsed());
                 late.sort();

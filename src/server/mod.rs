@@ -282,7 +282,9 @@ impl ConfigServer {
         config: impl AsRef<[u8]>,
     ) -> Result<(), serde_json::Error> {
         let text = crate::json::json_text(config.as_ref()).map_err(JsonError::into_serde)?;
-        self.shared.lock().set_config(module, ByteString::from(text));
+        self.shared
+            .lock()
+            .set_config(module, ByteString::from(text));
         Ok(())
     }
 

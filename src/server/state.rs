@@ -131,6 +131,10 @@ pub(crate) struct State {
     /// (module, event) → the ack text to answer instead of `ok`.
     failures: HashMap<(String, String), String>,
     reply_order: ReplyOrder,
+    /// Module → how many sessions get its `<module>_MODULE_CONNECTED`.
+    address_subscribers: HashMap<String, usize>,
+    /// How many sessions get `CONFIG:SEND_ROUTES_CHANGED`.
+    routes_subscribers: usize,
 }
 
 impl State {
@@ -141,6 +145,8 @@ impl State {
             closed: Vec::new(),
             failures: HashMap::new(),
             reply_order,
+            address_subscribers: HashMap::new(),
+            routes_subscribers: 0,
         }
     }
 
@@ -176,6 +182,7 @@ impl State {
         let Some(entry) = self.sessions.remove(&id) else {
             return;
         };
+        self.unsubscribe(&entry.required_modules, entry.routes_subscribed);
         if entry.instance.is_some() {
             self.push_instances_changed(&entry.module);
         }
@@ -252,8 +259,17 @@ impl State {
         let Some(entry) = self.sessions.get_mut(&id) else {
             return Vec::new();
         };
-        entry.required_modules = requirements.required_modules.iter().cloned().collect();
-        entry.routes_subscribed = requirements.require_routes;
+        let required: BTreeSet<String> = requirements.required_modules.iter().cloned().collect();
+        let old_required = std::mem::replace(&mut entry.required_modules, required.clone());
+        let old_routes =
+            std::mem::replace(&mut entry.routes_subscribed, requirements.require_routes);
+        self.unsubscribe(&old_required, old_routes);
+        for module in required {
+            *self.address_subscribers.entry(module).or_default() += 1;
+        }
+        if requirements.require_routes {
+            self.routes_subscribers += 1;
+        }
         let mut answers: Vec<Answer> = requirements
             .required_modules
             .iter()
@@ -416,11 +432,37 @@ impl State {
         }
     }
 
+    /// Takes back a session's subscriptions from the counts.
+    fn unsubscribe(&mut self, required_modules: &BTreeSet<String>, routes: bool) {
+        for module in required_modules {
+            if let Some(count) = self.address_subscribers.get_mut(module) {
+                *count -= 1;
+                if *count == 0 {
+                    self.address_subscribers.remove(module);
+                }
+            }
+        }
+        if routes {
+            self.routes_subscribers = self.routes_subscribers.saturating_sub(1);
+        }
+    }
+
     /// The complete address list of `module` to its subscribers, the complete
     /// routing table to the routes subscribers.
     fn push_instances_changed(&self, module: &str) {
-        let addresses = json_frame(&module_connected_event(module), &self.addresses(module));
-        let routes = json_frame(CONFIG_SEND_ROUTES_CHANGED, &self.routes());
+        // The lists cost O(instances) to build: building them for nobody
+        // made N modules' joining O(N²).
+        let addresses = self
+            .address_subscribers
+            .contains_key(module)
+            .then(|| json_frame(&module_connected_event(module), &self.addresses(module)))
+            .flatten();
+        let routes = (self.routes_subscribers > 0)
+            .then(|| json_frame(CONFIG_SEND_ROUTES_CHANGED, &self.routes()))
+            .flatten();
+        if addresses.is_none() && routes.is_none() {
+            return;
+        }
         for entry in self.sessions.values() {
             if let Some(frame) = &addresses {
                 if entry.required_modules.contains(module) {
@@ -456,4 +498,83 @@ fn json_event<T: Serialize>(name: &str, value: &T) -> Option<Event> {
 /// A frame `<name>||0||<data>`, ready for the wire.
 fn event_frame(name: &str, data: Bytes) -> WireFrame {
     WireFrame::new(Event::new(name.to_owned(), 0, data).encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+    use super::*;
+
+    fn session(state: &mut State, id: SessionId, module: &str) -> UnboundedReceiver<Command> {
+        let (tx, rx) = unbounded_channel();
+        state.register(id, module, tx);
+        rx
+    }
+
+    fn require(state: &mut State, id: SessionId, modules: &[&str], routes: bool) {
+        let requirements = ModuleRequirements {
+            required_modules: modules.iter().map(|m| (*m).to_owned()).collect(),
+            require_routes: routes,
+        };
+        state.accept_requirements(id, &requirements);
+    }
+
+    fn ready(state: &mut State, id: SessionId) {
+        let declaration = BackendDeclaration {
+            address: AddressConfiguration::new("10.0.0.1", &id.to_string()),
+            ..BackendDeclaration::default()
+        };
+        state.accept_ready(id, declaration);
+    }
+
+    /// The names of the events waiting for a session.
+    fn pushed(rx: &mut UnboundedReceiver<Command>) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Ok(command) = rx.try_recv() {
+            if let Command::Send(frame) = command {
+                let bytes = match frame {
+                    WireFrame::Text(text) => text.into_bytes(),
+                    WireFrame::Binary(data) => data,
+                };
+                names.push(Event::decode(bytes).expect("a frame").name.to_string());
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn instance_changes_reach_exactly_the_current_subscribers() {
+        let mut state = State::new(ReplyOrder::default());
+        let mut watcher = session(&mut state, 1, "watcher");
+        let mut a = session(&mut state, 2, "a");
+        let _b = session(&mut state, 3, "b");
+
+        // Nobody listens: nothing is built or sent.
+        ready(&mut state, 3);
+        assert!(pushed(&mut watcher).is_empty());
+
+        require(&mut state, 1, &["a"], true);
+        ready(&mut state, 2);
+        assert_eq!(
+            pushed(&mut watcher),
+            ["a_MODULE_CONNECTED", CONFIG_SEND_ROUTES_CHANGED]
+        );
+        assert!(pushed(&mut a).is_empty());
+
+        // Requirements sent again replace the earlier ones.
+        require(&mut state, 1, &["b"], false);
+        assert_eq!(state.address_subscribers.get("a"), None);
+        assert_eq!(state.address_subscribers.get("b"), Some(&1));
+        assert_eq!(state.routes_subscribers, 0);
+        state.unregister(2);
+        assert!(pushed(&mut watcher).is_empty());
+        state.unregister(3);
+        assert_eq!(pushed(&mut watcher), ["b_MODULE_CONNECTED"]);
+
+        // A subscriber that leaves takes its subscriptions with it.
+        state.unregister(1);
+        assert!(state.address_subscribers.is_empty());
+        assert_eq!(state.routes_subscribers, 0);
+    }
 }
