@@ -522,7 +522,7 @@ mod tests {
 
     fn ready(state: &mut State, id: SessionId) {
         let declaration = BackendDeclaration {
-            address: AddressConfiguration::new("10.0.0.1", &id.to_string()),
+            address: AddressConfiguration::new("10.0.0.1", id.to_string()),
             ..BackendDeclaration::default()
         };
         state.accept_ready(id, declaration);
