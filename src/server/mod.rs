@@ -213,8 +213,9 @@ impl ConfigServerBuilder {
         // reading the connection for up to this long before closing it; RFC
         // 6455 §7.1.1 wants the server to close the TCP connection at once.
         // The cost: an admin request whose body the server refuses unread
-        // (over the read limit) is not drained either, so its client may
-        // see the connection reset instead of the 413.
+        // (over the read limit) is not drained either, so a client still
+        // sending it may see a reset after the 413 (curl on Linux still
+        // reports the 413).
         .client_disconnect_timeout(Duration::ZERO)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
