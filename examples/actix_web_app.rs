@@ -249,5 +249,3 @@ async fn main() -> std::io::Result<()> {
     }
     Ok(())
 }
-
-

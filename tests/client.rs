@@ -1,8 +1,9 @@
 //! The cluster client against the embedded config-service, over loopback.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use isp_cluster::server::ConfigServer;
+use isp_cluster::server::{ConfigServer, ReplyOrder};
 use isp_cluster::{
     AddressConfiguration, ClusterClient, ClusterClientBuilder, ConfigData, ModuleInfo, RawJson,
     SessionEvent, SessionState,
@@ -23,17 +24,41 @@ fn module(name: &str, ip: &str, port: &str) -> ClusterClientBuilder {
 }
 
 async fn server() -> ConfigServer {
+    server_in(ReplyOrder::default()).await
+}
+
+/// A server answering the handshake events in `order`.
+async fn server_in(order: ReplyOrder) -> ConfigServer {
     common::init_logs();
     ConfigServer::builder()
         .listen("127.0.0.1:0")
+        .reply_order(order)
         .start()
         .await
         .expect("embedded server starts")
 }
 
+/// Runs a handshake test against a server answering in each order a
+/// production node may (answers before the ack, after it, or after the
+/// acks of later events); the output names the order that failed.
+async fn in_every_order<F, Fut>(test: F)
+where
+    F: Fn(ReplyOrder) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for order in ReplyOrder::EVERY {
+        println!("--- handshake answers: {order:?}");
+        test(order).await;
+    }
+}
+
 #[actix::test]
 async fn full_handshake_delivers_everything_then_healthcheck_turns_ok() {
-    let server = server().await;
+    in_every_order(full_handshake_delivers_everything_then_healthcheck_turns_ok_in).await;
+}
+
+async fn full_handshake_delivers_everything_then_healthcheck_turns_ok_in(order: ReplyOrder) {
+    let server = server_in(order).await;
     let host = server.addr().to_string();
     let auth = module("auth", "10.0.0.1", "9001")
         .hosts([host.clone()])
@@ -126,7 +151,11 @@ async fn a_burst_of_config_changes_reaches_a_slow_receiver_in_order_newest_last(
 
 #[actix::test]
 async fn hosts_of_a_required_module_follow_its_instances() {
-    let server = server().await;
+    in_every_order(hosts_of_a_required_module_follow_its_instances_in).await;
+}
+
+async fn hosts_of_a_required_module_follow_its_instances_in(order: ReplyOrder) {
+    let server = server_in(order).await;
     let host = server.addr().to_string();
     let (rec, seen) = Recorder::start_new();
     let client = module("gateway", "10.0.0.2", "9002")
@@ -172,7 +201,11 @@ async fn hosts_of_a_required_module_follow_its_instances() {
 
 #[actix::test]
 async fn routes_follow_other_modules_joining_and_leaving() {
-    let server = server().await;
+    in_every_order(routes_follow_other_modules_joining_and_leaving_in).await;
+}
+
+async fn routes_follow_other_modules_joining_and_leaving_in(order: ReplyOrder) {
+    let server = server_in(order).await;
     let host = server.addr().to_string();
     let (rec, seen) = Recorder::start_new();
     let client = module("gateway", "10.0.0.2", "9002")
@@ -208,7 +241,11 @@ async fn routes_follow_other_modules_joining_and_leaving() {
 
 #[actix::test]
 async fn a_refusing_ack_fails_the_handshake_with_the_server_text() {
-    let server = server().await;
+    in_every_order(a_refusing_ack_fails_the_handshake_with_the_server_text_in).await;
+}
+
+async fn a_refusing_ack_fails_the_handshake_with_the_server_text_in(order: ReplyOrder) {
+    let server = server_in(order).await;
     server.fail_event(
         "gateway",
         "MODULE:SEND_CONFIG_SCHEMA",
@@ -240,7 +277,14 @@ async fn a_refusing_ack_fails_the_handshake_with_the_server_text() {
 
 #[actix::test]
 async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry() {
-    let server = server().await;
+    in_every_order(a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry_in)
+        .await;
+}
+
+async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry_in(
+    order: ReplyOrder,
+) {
+    let server = server_in(order).await;
     let (rec, seen) = Recorder::start_new();
     seen.set(Behaviour {
         reject: Some("bad config".into()),
@@ -282,7 +326,11 @@ async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry
 
 #[actix::test]
 async fn a_stopped_receiver_actor_is_a_clear_error() {
-    let server = server().await;
+    in_every_order(a_stopped_receiver_actor_is_a_clear_error_in).await;
+}
+
+async fn a_stopped_receiver_actor_is_a_clear_error_in(order: ReplyOrder) {
+    let server = server_in(order).await;
     let (hosts_rec, _) = Recorder::start_new();
     let recipient = hosts_rec.clone().recipient();
     hosts_rec.send(Stop).await.unwrap();

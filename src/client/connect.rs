@@ -74,9 +74,12 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
         .handshake_timeout(timeout.saturating_add(Duration::from_secs(1)));
     #[cfg(feature = "tls")]
     let connector = if endpoint.secure {
-        connector.rustls_0_23(settings.tls_client_config()?)
+        let tls = settings
+            .tls_client_config()
+            .map_err(|e| format!("cannot connect to {host}: tls: {e}"))?;
+        connector.rustls_0_23(tls)
     } else {
-        connector
+        connector.max_http_version(awc::http::Version::HTTP_11)
     };
     #[cfg(not(feature = "tls"))]
     if endpoint.secure {
@@ -84,10 +87,12 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
             "cannot connect to {host}: wss:// needs the `tls` feature"
         ));
     }
+    // No `max_http_version` here: awc would rebuild the TLS connector with
+    // its own defaults, dropping ours. A plain connection is HTTP/1.1 anyway
+    // and our TLS configuration offers only HTTP/1.1 by ALPN.
     let client = awc::Client::builder()
         .connector(connector)
         .timeout(timeout.saturating_add(Duration::from_secs(1)))
-        .max_http_version(awc::http::Version::HTTP_11)
         .finish();
     let request = client
         .ws(endpoint.url(&settings.module))

@@ -37,7 +37,7 @@ impl LimitedCodec {
     }
 
     /// The server side of a connection.
-    #[allow(dead_code)] // until the embedded server reads through it
+    #[cfg_attr(not(feature = "devserver"), allow(dead_code))]
     pub(crate) fn server(limit: usize) -> Self {
         Self {
             inner: Codec::new().max_size(limit),
@@ -154,9 +154,32 @@ impl Reassembler {
 /// The WebSocket message for an encoded ETP frame: text, as the Go peers
 /// send, or binary when the data is not UTF-8 (the peers parse both alike).
 pub(crate) fn message_for(frame: Bytes) -> Message {
-    match ByteString::try_from(frame.clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(frame),
+    WireFrame::new(frame).into_message()
+}
+
+/// An encoded ETP frame with its text-or-binary choice made once: cheap to
+/// clone, so one frame pushed to many sessions is checked for UTF-8 once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireFrame {
+    /// Sent as a text message.
+    Text(ByteString),
+    /// Sent as a binary message (the frame is not UTF-8).
+    Binary(Bytes),
+}
+
+impl WireFrame {
+    pub(crate) fn new(frame: Bytes) -> Self {
+        match ByteString::try_from(frame.clone()) {
+            Ok(text) => WireFrame::Text(text),
+            Err(_) => WireFrame::Binary(frame),
+        }
+    }
+
+    pub(crate) fn into_message(self) -> Message {
+        match self {
+            WireFrame::Text(text) => Message::Text(text),
+            WireFrame::Binary(data) => Message::Binary(data),
+        }
     }
 }
 
@@ -253,6 +276,21 @@ mod tests {
         r.push(Item::FirstText(Bytes::from_static(b"a"))).unwrap();
         assert!(r.interrupted_by_whole_message());
         assert!(!r.interrupted_by_whole_message());
+    }
+
+    #[test]
+    fn a_wire_frame_makes_the_choice_once_for_every_clone() {
+        let text = WireFrame::new(Bytes::from_static(b"E||0||{}"));
+        assert_eq!(
+            text.clone().into_message(),
+            Message::Text("E||0||{}".into())
+        );
+        assert_eq!(text, WireFrame::Text("E||0||{}".into()));
+        let binary = WireFrame::new(Bytes::from_static(b"E||0||\xff"));
+        assert_eq!(
+            binary.into_message(),
+            Message::Binary(Bytes::from_static(b"E||0||\xff"))
+        );
     }
 
     #[test]

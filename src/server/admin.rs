@@ -1,16 +1,75 @@
 //! The admin HTTP API: JSON in and out, on the ETP listener.
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, Scope};
 use bytes::Bytes;
+use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
-use super::state::{json_text, Shared};
+use super::state::Shared;
+use crate::json::json_text;
 use crate::secrets::LogPayload;
 
-/// `/admin/...`
-pub(crate) fn scope() -> Scope {
+/// Whether `headers` carry `Authorization: Bearer <token>`.
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    constant_time_eq(given, token.as_bytes())
+}
+
+/// Equal contents, compared without an early exit, so the time taken says
+/// nothing about where a guess went wrong.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(std::hint::black_box(x));
+    }
+    diff == 0
+}
+
+/// `/admin/...`, behind `token` when there is one.
+pub(crate) fn scope(
+    token: Option<super::AdminToken>,
+) -> Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     web::scope("/admin")
+        .wrap_fn(
+            move |req: ServiceRequest,
+                  srv|
+                  -> LocalBoxFuture<
+                'static,
+                Result<ServiceResponse<BoxBody>, actix_web::Error>,
+            > {
+                let allowed = token
+                    .as_ref()
+                    .is_none_or(|t| authorized(req.headers(), &t.0));
+                if allowed {
+                    let response = srv.call(req);
+                    Box::pin(async move { Ok(response.await?.map_into_boxed_body()) })
+                } else {
+                    let refusal = HttpResponse::Unauthorized()
+                        .insert_header((WWW_AUTHENTICATE, "Bearer"))
+                        .json(json!({ "error": "admin API: missing or wrong bearer token" }));
+                    let response = req.into_response(refusal);
+                    Box::pin(async move { Ok(response) })
+                }
+            },
+        )
         .route("/modules", web::get().to(modules))
         .route("/routes", web::get().to(routes))
         .route("/config/{module}", web::get().to(get_config))
@@ -89,6 +148,28 @@ async fn put_config(
     };
     log::info!("admin: new config for module {module:?}");
     log::debug!("admin: config of {module:?}: {}", LogPayload(&body));
-    let sessions = shared.lock().set_config(&module, text);
+    let sessions = shared
+        .lock()
+        .set_config(&module, bytestring::ByteString::from(text));
     HttpResponse::Ok().json(json!({ "module": module, "sessions": sessions }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let mut headers = HeaderMap::new();
+        assert!(!authorized(&headers, "s3cret"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+        assert!(authorized(&headers, "s3cret"));
+        assert!(!authorized(&headers, "s3cre"));
+        assert!(!authorized(&headers, "s3cret!"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic s3cret"));
+        assert!(!authorized(&headers, "s3cret"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b""));
+    }
 }

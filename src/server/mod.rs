@@ -36,6 +36,7 @@
 //! | `GET /admin/routes` | the routing table |
 
 mod admin;
+mod connection;
 mod session;
 mod state;
 
@@ -43,11 +44,12 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use bytestring::ByteString;
 
+use crate::json::JsonError;
 use crate::types::{BackendDeclaration, RoutingConfig};
 use state::Shared;
 
@@ -65,16 +67,43 @@ pub const ETP_PATH: &str = "/isp-etp/";
 /// connections finish, in seconds.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
 
-/// How long [`ConfigServer::stop`] lets the close frames reach the sockets
-/// after the sessions have ended.
-const CLOSE_FLUSH_WAIT: Duration = Duration::from_millis(20);
-
-/// How long [`ConfigServer::stop`] waits for sessions to end after their
-/// close frame before stopping the listener.
+/// The longest [`ConfigServer::stop`] waits for the sessions to end after it
+/// told them to close; only a session whose module reads nothing, so that
+/// its close frame cannot be written, takes that long.
 const SESSIONS_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// How often [`ConfigServer::stop`] checks that sessions have ended.
-const STOP_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// The delay of [`ReplyOrder::EventsLate`] in [`ReplyOrder::EVERY`].
+pub const LATE_EVENTS_DELAY: Duration = Duration::from_millis(100);
+
+/// The order in which the server answers the handshake events
+/// `MODULE:SEND_CONFIG_SCHEMA` (with `CONFIG:SEND_CONFIG_WHEN_CONNECTED`) and
+/// `MODULE:SEND_REQUIREMENTS` (with the `<module>_MODULE_CONNECTED` lists and
+/// `CONFIG:SEND_ROUTES_WHEN_CONNECTED`) relative to their acks.
+///
+/// The production service handles events concurrently, so a module may see
+/// each of these (PROTOCOL.md §6); a client must accept every one, and a
+/// test can make the server produce each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyOrder {
+    /// The answering events, then the ack (the default).
+    #[default]
+    EventsFirst,
+    /// The ack, then the answering events at once.
+    AckFirst,
+    /// The ack at once, the answering events after this delay, computed from
+    /// the state as it is then (so the acks of later events may come first).
+    EventsLate(Duration),
+}
+
+impl ReplyOrder {
+    /// Every order, the late one with [`LATE_EVENTS_DELAY`]: for a test that
+    /// runs its handshake in each.
+    pub const EVERY: [ReplyOrder; 3] = [
+        ReplyOrder::EventsFirst,
+        ReplyOrder::AckFirst,
+        ReplyOrder::EventsLate(LATE_EVENTS_DELAY),
+    ];
+}
 
 /// A close frame sent by a client, kept by the server for tests to assert
 /// how a module left.
@@ -95,6 +124,63 @@ pub struct ConfigServerBuilder {
     read_limit: usize,
     workers: usize,
     configs: Vec<(String, ByteString)>,
+    reply_order: ReplyOrder,
+    admin_token: Option<AdminToken>,
+    #[cfg(feature = "tls")]
+    tls: Option<ServerTls>,
+}
+
+/// The admin API's bearer token; never shown.
+#[derive(Clone)]
+pub(crate) struct AdminToken(pub(crate) Arc<str>);
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<hidden>)")
+    }
+}
+
+/// The server's certificate chain and key (PEM); never shown.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct ServerTls {
+    chain: Vec<u8>,
+    key: Vec<u8>,
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerTls(<certificate chain and key>)")
+    }
+}
+
+#[cfg(feature = "tls")]
+impl ServerTls {
+    /// The rustls configuration: the ring provider, HTTP/1.1 only.
+    fn config(&self) -> io::Result<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |what: &str, e: &dyn fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("tls {what}: {e}"))
+        };
+        let chain = CertificateDer::pem_slice_iter(&self.chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("certificate chain", &e))?;
+        if chain.is_empty() {
+            return Err(invalid("certificate chain", &"no certificate in the PEM"));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| invalid("key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("configuration", &e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("certificate and key", &e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
 }
 
 impl Default for ConfigServerBuilder {
@@ -104,6 +190,10 @@ impl Default for ConfigServerBuilder {
             read_limit: DEFAULT_READ_LIMIT,
             workers: 1,
             configs: Vec::new(),
+            reply_order: ReplyOrder::default(),
+            admin_token: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -119,8 +209,32 @@ impl ConfigServerBuilder {
     /// The largest WebSocket message (after reassembly of fragments) and
     /// admin request body accepted, in bytes (default
     /// [`DEFAULT_READ_LIMIT`]). A session sending more is closed with 1009.
+    /// Below [`crate::MIN_READ_LIMIT`] (1 KiB), [`start`](Self::start)
+    /// fails, as the client's builder does.
     pub fn read_limit(mut self, bytes: usize) -> Self {
-        self.read_limit = bytes.max(1);
+        self.read_limit = bytes;
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on the admin API (compared
+    /// in constant time). Without a token the admin API is open, which
+    /// [`start`](Self::start) allows only on a loopback address: anyone who
+    /// reaches the port could read every config, secrets included, and
+    /// replace it.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(AdminToken(Arc::from(token.into())));
+        self
+    }
+
+    /// Serves TLS (`wss://` for modules, `https://` for the admin API) with
+    /// this certificate chain and private key, both PEM. Checked at
+    /// [`start`](Self::start).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
+        self.tls = Some(ServerTls {
+            chain: chain_pem.to_vec(),
+            key: key_pem.to_vec(),
+        });
         self
     }
 
@@ -128,6 +242,13 @@ impl ConfigServerBuilder {
     /// server rarely needs more).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
+        self
+    }
+
+    /// The order of the handshake answers (default
+    /// [`ReplyOrder::EventsFirst`]); see also [`ConfigServer::set_reply_order`].
+    pub fn reply_order(mut self, order: ReplyOrder) -> Self {
+        self.reply_order = order;
         self
     }
 
@@ -147,7 +268,29 @@ impl ConfigServerBuilder {
                 "the config server must be started inside a running actix system",
             ));
         }
-        let shared = Arc::new(Shared::new(self.read_limit));
+        if self.read_limit < crate::MIN_READ_LIMIT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "read limit {} is below the minimum of {} bytes",
+                    self.read_limit,
+                    crate::MIN_READ_LIMIT
+                ),
+            ));
+        }
+        let listen: Vec<SocketAddr> =
+            std::net::ToSocketAddrs::to_socket_addrs(self.listen.as_str())?.collect();
+        if self.admin_token.is_none() && listen.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "listening on {} without an admin token would let anyone who reaches it \
+                     read and replace every config: set an admin token, or listen on loopback",
+                    self.listen
+                ),
+            ));
+        }
+        let shared = Arc::new(Shared::new(self.read_limit, self.reply_order));
         {
             let mut state = shared.lock();
             for (module, config) in self.configs {
@@ -156,18 +299,39 @@ impl ConfigServerBuilder {
         }
         let data = web::Data::from(Arc::clone(&shared));
         let read_limit = self.read_limit;
+        let admin_token = self.admin_token.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(read_limit))
                 .route(ETP_PATH, web::get().to(session::etp_endpoint))
                 .route("/isp-etp", web::get().to(session::etp_endpoint))
-                .service(admin::scope())
+                .service(admin::scope(admin_token.clone()))
         })
         .workers(self.workers)
+        .on_connect(connection::ConnectionSlot::insert)
+        // A session writes small frames; with Nagle's algorithm on, a frame
+        // written while the previous one is unacknowledged waits for the
+        // module's delayed ACK (about 40 ms on Linux).
+        .tcp_nodelay(true)
+        // When a session's response body ends (after its close frame, or at
+        // once to drop the connection) the dispatcher would otherwise keep
+        // reading the connection for up to this long before closing it; RFC
+        // 6455 §7.1.1 wants the server to close the TCP connection at once.
+        // The cost: an admin request whose body the server refuses unread
+        // (over the read limit) is not drained either, so a client still
+        // sending it may see a reset after the 413 (curl on Linux still
+        // reports the 413).
+        .client_disconnect_timeout(Duration::ZERO)
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .bind(self.listen.as_str())?;
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+        #[cfg(feature = "tls")]
+        let server = match &self.tls {
+            Some(tls) => server.bind_rustls_0_23(listen.as_slice(), tls.config()?)?,
+            None => server.bind(listen.as_slice())?,
+        };
+        #[cfg(not(feature = "tls"))]
+        let server = server.bind(listen.as_slice())?;
         let addr = server.addrs().first().copied().ok_or_else(|| {
             io::Error::new(io::ErrorKind::AddrNotAvailable, "no address was bound")
         })?;
@@ -230,8 +394,10 @@ impl ConfigServer {
         module: &str,
         config: impl AsRef<[u8]>,
     ) -> Result<(), serde_json::Error> {
-        let text = state::json_text(config.as_ref())?;
-        self.shared.lock().set_config(module, text);
+        let text = crate::json::json_text(config.as_ref()).map_err(JsonError::into_serde)?;
+        self.shared
+            .lock()
+            .set_config(module, ByteString::from(text));
         Ok(())
     }
 
@@ -264,11 +430,6 @@ impl ConfigServer {
 
     /// Ends every session of the module abruptly: the TCP connection is
     /// closed without a close frame, as when a node crashes.
-    ///
-    /// actix-http has no call that drops an upgraded connection at once, so
-    /// the session fails its own response stream; actix-http logs that at
-    /// error level ("Response payload stream error: ContinuationNotStarted")
-    /// once per dropped session.
     pub fn drop_sessions(&self, module: &str) {
         self.shared.lock().abort_sessions(Some(module));
     }
@@ -292,26 +453,47 @@ impl ConfigServer {
         self.shared.lock().fail_event(module, event, error);
     }
 
+    /// Sets the order of the handshake answers for the events that arrive
+    /// from now on (see [`ReplyOrder`]).
+    pub fn set_reply_order(&self, order: ReplyOrder) {
+        self.shared.lock().set_reply_order(order);
+    }
+
     /// Every close frame a client has sent so far, oldest first.
     pub fn closed_sessions(&self) -> Vec<ClosedSession> {
         self.shared.lock().closed_sessions()
     }
 
     /// Closes every session with close frame 1000 and stops the listener.
+    ///
+    /// Returns once every session's connection is closed (or, for a module
+    /// that reads nothing, after at most a second) and the listener stopped.
     pub async fn stop(&self) {
         // Accept no new connection first: a client told to go would
         // otherwise reconnect at once and be served again.
         self.handle.pause().await;
+        let mut open = self.shared.watch_open_connections();
         self.shared.lock().close_sessions();
-        // After its last frame, actix-http keeps a WebSocket connection open
-        // for up to a second draining it, and a graceful stop waits for that.
-        // Instead: wait until every session has ended (its close frame is
-        // written by then), give the writes a moment, then stop at once.
-        let deadline = Instant::now() + SESSIONS_CLOSE_WAIT;
-        while self.shared.lock().total_sessions() > 0 && Instant::now() < deadline {
-            actix_web::rt::time::sleep(STOP_POLL_INTERVAL).await;
+        // Counted down as each connection is closed, its close frame written:
+        // the stop below drops what is still open, and a process that exits
+        // right after it would cut off a frame still being written.
+        let all_closed = async move {
+            while *open.borrow_and_update() > 0 {
+                if open.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if actix_web::rt::time::timeout(SESSIONS_CLOSE_WAIT, all_closed)
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "config server on {}: sessions still open {SESSIONS_CLOSE_WAIT:?} after their \
+                 close frame; dropping them",
+                self.addr
+            );
         }
-        actix_web::rt::time::sleep(CLOSE_FLUSH_WAIT).await;
         self.handle.stop(false).await;
         log::info!("config server on {} stopped", self.addr);
     }

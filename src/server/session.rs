@@ -1,58 +1,75 @@
 //! One module connection: the ETP frame loop and the server side of the
 //! handshake (PROTOCOL.md §1, §4, §5).
+//!
+//! A session is the body of the `101 Switching Protocols` response: the
+//! HTTP dispatcher polls it for bytes to write, and each poll reads the
+//! module's frames from the request payload, handles them and the commands
+//! from the rest of the server, and hands back what to send. When the
+//! session ends the body ends, and the dispatcher closes the TCP connection
+//! at once (the server is built without a disconnect linger, see
+//! `ConfigServerBuilder::start`).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use actix::{Actor, ActorContext, AsyncContext, Handler, Message, StreamHandler};
-use actix_http::ws::Item;
+use actix_codec::{Decoder, Encoder};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::ws::{CloseCode, CloseReason, Frame, Message, ProtocolError};
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 use bytes::{Bytes, BytesMut};
-use bytestring::ByteString;
+use futures_util::{Stream, StreamExt as _};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::state::{text_frame, SessionId, Shared};
-use super::ClosedSession;
+use super::connection::ConnectionSlot;
+use super::state::{Answer, SessionId, Shared};
+use super::{ClosedSession, ReplyOrder};
+use crate::etp::ws::{message_for, FragmentError, LimitedCodec, Reassembler, WireFrame};
 use crate::etp::Event;
-use crate::events::{
-    ACK_OK, CONFIG_SEND_CONFIG_WHEN_CONNECTED, MODULE_READY, MODULE_SEND_CONFIG_SCHEMA,
-    MODULE_SEND_REQUIREMENTS,
-};
+use crate::events::{ACK_OK, MODULE_READY, MODULE_SEND_CONFIG_SCHEMA, MODULE_SEND_REQUIREMENTS};
 use crate::secrets::LogPayload;
 use crate::types::{BackendDeclaration, ConfigData, ModuleRequirements};
 
 /// The query parameter naming the connecting module.
 const MODULE_NAME_PARAM: &str = "module_name";
 
+/// How much a session encodes before it hands the bytes to the dispatcher,
+/// so that a flood of incoming frames is answered in pieces.
+const OUT_CHUNK: usize = 64 * 1024;
+
 /// `GET /isp-etp/?module_name=<name>`: upgrades to a module session, or —
 /// without a module name — to a connection closed at once with 1008.
 pub(crate) async fn etp_endpoint(
     req: HttpRequest,
-    stream: web::Payload,
+    payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let read_limit = shared.read_limit;
+    let mut response = actix_http::ws::handshake(req.head())?;
     let peer = req
         .peer_addr()
         .map_or_else(|| "unknown peer".to_owned(), |a| a.to_string());
-    match module_name(req.query_string()) {
+    let body = match module_name(req.query_string()) {
         Some(module) => {
-            let session = Session::new(shared.into_inner(), module, peer);
-            ws::WsResponseBuilder::new(session, &req, stream)
-                .frame_size(read_limit)
-                .start()
+            let session = Session::start(shared.into_inner(), module, peer, payload);
+            match req.conn_data::<ConnectionSlot>() {
+                Some(slot) => slot.hold(session.shared.connection_opened()),
+                None => log::debug!("{}: connection not tracked", session.tag()),
+            }
+            BoxBody::new(session)
         }
         None => {
             log::warn!(
                 "etp connection from {peer} refused: {MODULE_NAME_PARAM} is missing or empty"
             );
-            ws::WsResponseBuilder::new(Refusal, &req, stream)
-                .frame_size(read_limit)
-                .start()
+            refusal(shared.read_limit)
         }
-    }
+    };
+    Ok(HttpResponse::from(response.message_body(body)?))
 }
 
 /// The non-empty `module_name` of a query string.
@@ -63,23 +80,37 @@ fn module_name(query: &str) -> Option<String> {
     params.remove(MODULE_NAME_PARAM).filter(|m| !m.is_empty())
 }
 
-/// A pushed frame (config changed, addresses, routes), already encoded.
-pub(crate) struct Push(pub(crate) ByteString);
-
-impl Message for Push {
-    type Result = ();
+/// The body of a connection without a module name: close frame 1008, then
+/// the end (and with it the TCP connection).
+fn refusal(read_limit: usize) -> BoxBody {
+    let reason = CloseReason {
+        code: CloseCode::Policy,
+        description: Some(format!(
+            "the {MODULE_NAME_PARAM} query parameter is missing or empty"
+        )),
+    };
+    let mut frame = BytesMut::new();
+    let mut codec = LimitedCodec::server(read_limit);
+    if let Err(e) = codec.encode(Message::Close(Some(reason)), &mut frame) {
+        log::error!("cannot encode the refusal's close frame: {e}");
+    }
+    let frame = Some(frame.freeze());
+    BoxBody::new(actix_http::body::BodyStream::new(
+        futures_util::stream::iter(frame).map(Ok::<_, Infallible>),
+    ))
 }
 
-/// The server ends the session.
-pub(crate) enum Shutdown {
+/// What the rest of the server tells a session.
+pub(crate) enum Command {
+    /// A frame to send: a push (config changed, addresses, routes).
+    Send(WireFrame),
+    /// Handshake answers held back by [`ReplyOrder::EventsLate`], computed
+    /// when they are sent.
+    Answers(Vec<Answer>),
     /// Close frame 1000, the server is stopping.
-    Normal,
+    Close,
     /// No close frame: the TCP connection just ends, as when a node crashes.
     Abort,
-}
-
-impl Message for Shutdown {
-    type Result = ();
 }
 
 /// How the session ended, for the log line at the end.
@@ -91,7 +122,7 @@ enum End {
     Lost,
 }
 
-/// One WebSocket connection of a module.
+/// One WebSocket connection of a module, as a response body.
 pub(crate) struct Session {
     id: SessionId,
     module: String,
@@ -99,30 +130,170 @@ pub(crate) struct Session {
     shared: Arc<Shared>,
     /// The module's frozen flag (see `ConfigServer::set_frozen`).
     frozen: Arc<AtomicBool>,
-    /// A fragmented message being reassembled.
-    fragments: Option<BytesMut>,
+    /// The module's bytes, as the dispatcher reads them.
+    payload: web::Payload,
+    /// Read from the payload, not yet decoded.
+    read_buf: BytesMut,
+    /// Encoded, not yet handed to the dispatcher.
+    out: BytesMut,
+    codec: LimitedCodec,
+    fragments: Reassembler,
+    commands: UnboundedReceiver<Command>,
+    /// This session's own mailbox, for answers sent late.
+    mailbox: UnboundedSender<Command>,
     end: End,
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, module: String, peer: String) -> Self {
-        Self {
-            id: shared.next_session_id(),
+    /// A registered session reading `payload`.
+    fn start(shared: Arc<Shared>, module: String, peer: String, payload: web::Payload) -> Self {
+        let id = shared.next_session_id();
+        let (mailbox, commands) = unbounded_channel();
+        let frozen = shared.lock().register(id, &module, mailbox.clone());
+        let session = Self {
+            id,
             module,
             peer,
+            frozen,
+            payload,
+            read_buf: BytesMut::new(),
+            out: BytesMut::new(),
+            codec: LimitedCodec::server(shared.read_limit),
+            fragments: Reassembler::new(shared.read_limit),
             shared,
-            frozen: Arc::new(AtomicBool::new(false)),
-            fragments: None,
+            commands,
+            mailbox,
             end: End::Open,
-        }
+        };
+        log::info!("{}: connected", session.tag());
+        session
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.end, End::Open)
     }
 
     fn is_frozen(&self) -> bool {
         self.frozen.load(Ordering::SeqCst)
     }
 
+    /// Queues a message for the wire.
+    fn write(&mut self, message: Message) {
+        // Only continuation frames can fail to encode, and a session sends
+        // none.
+        if let Err(e) = self.codec.encode(message, &mut self.out) {
+            log::error!("{}: cannot encode a frame: {e}", self.tag());
+        }
+    }
+
+    fn send(&mut self, frame: WireFrame) {
+        self.write(frame.into_message());
+    }
+
+    // ---- from the rest of the server ---------------------------------------
+
+    fn poll_commands(&mut self, cx: &mut Context<'_>) {
+        while self.is_open() {
+            match self.commands.poll_recv(cx) {
+                Poll::Ready(Some(command)) => self.on_command(command),
+                // The session holds a sender itself: never closed.
+                Poll::Ready(None) | Poll::Pending => return,
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send(_) | Command::Answers(_) if self.is_frozen() => {
+                log::trace!("{}: frozen, push dropped", self.tag());
+            }
+            Command::Send(frame) => self.send(frame),
+            Command::Answers(answers) => self.send_answers(&answers),
+            Command::Close => self.close(CloseCode::Normal, "config server stopping".to_owned()),
+            Command::Abort => {
+                // The body ends without a close frame; the dispatcher then
+                // closes the connection (FIN), as a crashed node's kernel
+                // would.
+                self.end = End::Aborted;
+            }
+        }
+    }
+
+    // ---- from the module ---------------------------------------------------
+
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) {
+        while self.is_open() && self.out.len() < OUT_CHUNK {
+            match self.codec.decode(&mut self.read_buf) {
+                Ok(Some(frame)) => {
+                    self.on_frame(frame);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => {
+                    self.refuse_too_big();
+                    return;
+                }
+                Err(e) => {
+                    self.close(
+                        CloseCode::Protocol,
+                        format!("websocket protocol error: {e}"),
+                    );
+                    return;
+                }
+            }
+            match Pin::new(&mut self.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.read_buf.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(e))) => {
+                    log::debug!("{}: payload ended: {e}", self.tag());
+                    self.end = End::Lost;
+                }
+                Poll::Ready(None) => self.end = End::Lost,
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) {
+        if self.is_frozen() {
+            log::trace!("{}: frozen, incoming frame ignored", self.tag());
+            return;
+        }
+        match frame {
+            Frame::Text(data) | Frame::Binary(data) => {
+                // The codec refuses a whole message inside a fragmented one
+                // (a protocol error), so nothing is ever dropped here.
+                self.fragments.interrupted_by_whole_message();
+                self.on_message(data);
+            }
+            Frame::Continuation(item) => match self.fragments.push(item) {
+                Ok(Some(message)) => self.on_message(message),
+                Ok(None) => {}
+                Err(FragmentError::OverLimit(_)) => self.refuse_too_big(),
+                Err(FragmentError::NoFirstFrame) => {
+                    log::warn!("{}: continuation without a first frame ignored", self.tag());
+                }
+            },
+            Frame::Ping(payload) => self.write(Message::Pong(payload)),
+            Frame::Pong(_) => {}
+            Frame::Close(reason) => {
+                self.shared.lock().record_close(ClosedSession {
+                    module: self.module.clone(),
+                    code: reason.as_ref().map(|r| u16::from(r.code)),
+                    reason: reason
+                        .as_ref()
+                        .and_then(|r| r.description.clone())
+                        .unwrap_or_default(),
+                });
+                // The echo of the module's close frame completes the close
+                // handshake; the TCP connection closes right after it.
+                self.write(Message::Close(reason.clone()));
+                self.end = End::ClientClosed(reason);
+            }
+        }
+    }
+
     /// One whole message: an ETP frame.
-    fn on_message(&mut self, frame: Bytes, ctx: &mut WebsocketContext<Self>) {
+    fn on_message(&mut self, frame: Bytes) {
         let event = match Event::decode(frame) {
             Ok(event) => event,
             Err(e) => {
@@ -144,22 +315,22 @@ impl Session {
         let failure = self.shared.lock().failure(&self.module, &event.name);
         if let Some(text) = failure {
             log::warn!("{}: {} failed on purpose: {text}", self.tag(), event.name);
-            self.ack(ctx, &event, text);
+            self.ack(&event, text);
             return;
         }
         match &*event.name {
-            MODULE_SEND_CONFIG_SCHEMA => self.on_config_schema(&event, ctx),
-            MODULE_SEND_REQUIREMENTS => self.on_requirements(&event, ctx),
-            MODULE_READY => self.on_ready(&event, ctx),
+            MODULE_SEND_CONFIG_SCHEMA => self.on_config_schema(&event),
+            MODULE_SEND_REQUIREMENTS => self.on_requirements(&event),
+            MODULE_READY => self.on_ready(&event),
             other => {
                 log::warn!("{}: unknown event {other} ignored", self.tag());
-                self.ack(ctx, &event, format!("unknown event: {other}"));
+                self.ack(&event, format!("unknown event: {other}"));
             }
         }
     }
 
-    fn on_config_schema(&mut self, event: &Event, ctx: &mut WebsocketContext<Self>) {
-        let Some(data) = self.parse::<ConfigData>(event, ctx) else {
+    fn on_config_schema(&mut self, event: &Event) {
+        let Some(data) = self.parse::<ConfigData>(event) else {
             return;
         };
         log::debug!(
@@ -168,22 +339,12 @@ impl Session {
             data.version,
             LogPayload(data.schema.get().as_bytes())
         );
-        let config = self.shared.lock().accept_schema(self.id, &data);
-        log::debug!(
-            "{}: sending config {}",
-            self.tag(),
-            LogPayload(config.as_bytes())
-        );
-        ctx.text(text_frame(&Event::new(
-            CONFIG_SEND_CONFIG_WHEN_CONNECTED,
-            0,
-            config.into_bytes(),
-        )));
-        self.ack(ctx, event, ACK_OK.to_owned());
+        let answers = self.shared.lock().accept_schema(self.id, &data);
+        self.answer(event, answers);
     }
 
-    fn on_requirements(&mut self, event: &Event, ctx: &mut WebsocketContext<Self>) {
-        let Some(requirements) = self.parse::<ModuleRequirements>(event, ctx) else {
+    fn on_requirements(&mut self, event: &Event) {
+        let Some(requirements) = self.parse::<ModuleRequirements>(event) else {
             return;
         };
         log::debug!(
@@ -192,18 +353,15 @@ impl Session {
             requirements.required_modules,
             requirements.require_routes
         );
-        let frames = self
+        let answers = self
             .shared
             .lock()
             .accept_requirements(self.id, &requirements);
-        for frame in frames {
-            ctx.text(frame);
-        }
-        self.ack(ctx, event, ACK_OK.to_owned());
+        self.answer(event, answers);
     }
 
-    fn on_ready(&mut self, event: &Event, ctx: &mut WebsocketContext<Self>) {
-        let Some(declaration) = self.parse::<BackendDeclaration>(event, ctx) else {
+    fn on_ready(&mut self, event: &Event) {
+        let Some(declaration) = self.parse::<BackendDeclaration>(event) else {
             return;
         };
         log::info!(
@@ -212,79 +370,100 @@ impl Session {
             declaration.address,
             declaration.version
         );
-        // The ack is queued before the subscribers are told; it is written
-        // once this handler returns, after the instance is recorded.
-        self.ack(ctx, event, ACK_OK.to_owned());
+        // The ack is written before the subscribers are told, so that this
+        // session's own routes push comes after it.
+        self.ack(event, ACK_OK.to_owned());
         self.shared.lock().accept_ready(self.id, declaration);
+    }
+
+    /// Acks a handshake event with `ok` and sends its answers, in the order
+    /// the server is set to (see [`ReplyOrder`]).
+    fn answer(&mut self, event: &Event, answers: Vec<Answer>) {
+        let order = self.shared.lock().reply_order();
+        match order {
+            ReplyOrder::EventsFirst => {
+                self.send_answers(&answers);
+                self.ack(event, ACK_OK.to_owned());
+            }
+            ReplyOrder::AckFirst => {
+                self.ack(event, ACK_OK.to_owned());
+                self.send_answers(&answers);
+            }
+            ReplyOrder::EventsLate(delay) => {
+                self.ack(event, ACK_OK.to_owned());
+                self.send_answers_later(answers, delay);
+            }
+        }
+    }
+
+    fn send_answers(&mut self, answers: &[Answer]) {
+        if answers.is_empty() {
+            return;
+        }
+        let events = self.shared.lock().answer_events(self.id, answers);
+        for event in events {
+            log::debug!(
+                "{}: sending {} {}",
+                self.tag(),
+                event.name,
+                LogPayload(&event.data)
+            );
+            self.write(message_for(event.encode()));
+        }
+    }
+
+    fn send_answers_later(&self, answers: Vec<Answer>, delay: Duration) {
+        if answers.is_empty() {
+            return;
+        }
+        let mailbox = self.mailbox.clone();
+        actix_web::rt::spawn(async move {
+            actix_web::rt::time::sleep(delay).await;
+            // The session may be gone by now; then nobody needs them.
+            let _ = mailbox.send(Command::Answers(answers));
+        });
     }
 
     /// The event's data as `T`, or an ack naming the event and the JSON
     /// error (and `None`).
-    fn parse<T: DeserializeOwned>(
-        &self,
-        event: &Event,
-        ctx: &mut WebsocketContext<Self>,
-    ) -> Option<T> {
+    fn parse<T: DeserializeOwned>(&mut self, event: &Event) -> Option<T> {
         match serde_json::from_slice(&event.data) {
             Ok(value) => Some(value),
             Err(e) => {
                 let text = format!("invalid {} payload: {e}", event.name);
                 log::warn!("{}: {text}", self.tag());
-                self.ack(ctx, event, text);
+                self.ack(event, text);
                 None
             }
         }
     }
 
     /// Answers `event` with `text` if it asked for an ack.
-    fn ack(&self, ctx: &mut WebsocketContext<Self>, event: &Event, text: String) {
+    fn ack(&mut self, event: &Event, text: String) {
         if event.wants_ack() {
-            ctx.text(text_frame(&event.ack(Bytes::from(text))));
+            self.write(message_for(event.ack(Bytes::from(text)).encode()));
         }
     }
 
-    fn on_fragment(&mut self, item: Item, ctx: &mut WebsocketContext<Self>) {
-        let (chunk, first, last) = match item {
-            Item::FirstText(chunk) | Item::FirstBinary(chunk) => (chunk, true, false),
-            Item::Continue(chunk) => (chunk, false, false),
-            Item::Last(chunk) => (chunk, false, true),
-        };
-        if first {
-            self.fragments = Some(BytesMut::new());
-        }
-        let Some(buffer) = self.fragments.as_mut() else {
-            log::warn!("{}: continuation without a first frame ignored", self.tag());
-            return;
-        };
-        if buffer.len() + chunk.len() > self.shared.read_limit {
-            self.fragments = None;
-            self.refuse_too_big(ctx);
-            return;
-        }
-        buffer.extend_from_slice(&chunk);
-        if last {
-            if let Some(message) = self.fragments.take() {
-                self.on_message(message.freeze(), ctx);
-            }
-        }
-    }
-
-    fn refuse_too_big(&mut self, ctx: &mut WebsocketContext<Self>) {
+    fn refuse_too_big(&mut self) {
         let reason = format!(
             "message exceeds the read limit of {} bytes",
             self.shared.read_limit
         );
-        self.close(ctx, CloseCode::Size, reason);
+        self.close(CloseCode::Size, reason);
     }
 
-    /// Sends a close frame and ends the session.
-    fn close(&mut self, ctx: &mut WebsocketContext<Self>, code: CloseCode, reason: String) {
-        ctx.close(Some(CloseReason {
+    /// Sends a close frame and ends the session; the TCP connection closes
+    /// once the frame is written. The module's answering close frame is not
+    /// awaited: after a read error nothing more can be read, and a module
+    /// told to go has nothing more to say (RFC 6455 lets the server close
+    /// the connection first).
+    fn close(&mut self, code: CloseCode, reason: String) {
+        self.write(Message::Close(Some(CloseReason {
             code,
             description: Some(reason.clone()),
-        }));
+        })));
         self.end = End::ServerClosed(code, reason);
-        ctx.stop();
     }
 
     /// The prefix of every log line of this session.
@@ -296,18 +475,35 @@ impl Session {
     }
 }
 
-impl Actor for Session {
-    type Context = WebsocketContext<Self>;
+impl MessageBody for Session {
+    type Error = Infallible;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.frozen = self
-            .shared
-            .lock()
-            .register(self.id, &self.module, ctx.address());
-        log::info!("{}: connected", self.tag());
+    fn size(&self) -> BodySize {
+        BodySize::Stream
     }
 
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let this = self.get_mut();
+        this.poll_commands(cx);
+        this.poll_incoming(cx);
+        if !this.out.is_empty() {
+            return Poll::Ready(Some(Ok(this.out.split().freeze())));
+        }
+        if this.is_open() {
+            Poll::Pending
+        } else {
+            // The end of the body: the dispatcher flushes what it has and
+            // closes the connection.
+            Poll::Ready(None)
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
         self.shared.lock().unregister(self.id);
         let tag = self.tag();
         match &self.end {
@@ -335,104 +531,6 @@ impl Actor for Session {
             }
         }
     }
-}
-
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
-    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        if self.is_frozen() {
-            log::trace!("{}: frozen, incoming frame ignored", self.tag());
-            return;
-        }
-        match msg {
-            Ok(ws::Message::Text(text)) => self.on_message(text.into_bytes(), ctx),
-            Ok(ws::Message::Binary(data)) => self.on_message(data, ctx),
-            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
-                self.shared.lock().record_close(ClosedSession {
-                    module: self.module.clone(),
-                    code: reason.as_ref().map(|r| u16::from(r.code)),
-                    reason: reason
-                        .as_ref()
-                        .and_then(|r| r.description.clone())
-                        .unwrap_or_default(),
-                });
-                self.end = End::ClientClosed(reason.clone());
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Err(ws::ProtocolError::Overflow) => self.refuse_too_big(ctx),
-            Err(e) => self.close(
-                ctx,
-                CloseCode::Protocol,
-                format!("websocket protocol error: {e}"),
-            ),
-        }
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        if matches!(self.end, End::Open) {
-            self.end = End::Lost;
-        }
-        ctx.stop();
-    }
-}
-
-impl Handler<Push> for Session {
-    type Result = ();
-
-    fn handle(&mut self, Push(frame): Push, ctx: &mut Self::Context) {
-        if self.is_frozen() {
-            log::trace!("{}: frozen, push dropped", self.tag());
-            return;
-        }
-        ctx.text(frame);
-    }
-}
-
-impl Handler<Shutdown> for Session {
-    type Result = ();
-
-    fn handle(&mut self, shutdown: Shutdown, ctx: &mut Self::Context) {
-        match shutdown {
-            Shutdown::Normal => {
-                self.close(ctx, CloseCode::Normal, "config server stopping".to_owned())
-            }
-            Shutdown::Abort => {
-                self.end = End::Aborted;
-                // Ending the actor alone ends the response stream cleanly, and
-                // actix-http then lingers up to a second draining the socket
-                // before it closes it. A frame the codec refuses to encode
-                // (a continuation that never started) fails the stream
-                // instead, and the dispatcher drops the connection at once —
-                // as a crashed node would. actix-http logs that failure.
-                ctx.write_raw(ws::Message::Continuation(Item::Last(Bytes::new())));
-                ctx.stop();
-            }
-        }
-    }
-}
-
-/// A connection without a module name: closed at once with 1008.
-struct Refusal;
-
-impl Actor for Refusal {
-    type Context = WebsocketContext<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.close(Some(CloseReason {
-            code: CloseCode::Policy,
-            description: Some(format!(
-                "the {MODULE_NAME_PARAM} query parameter is missing or empty"
-            )),
-        }));
-        ctx.stop();
-    }
-}
-
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Refusal {
-    fn handle(&mut self, _: Result<ws::Message, ws::ProtocolError>, _: &mut Self::Context) {}
 }
 
 #[cfg(test)]

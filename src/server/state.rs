@@ -1,25 +1,28 @@
 //! What the embedded server knows: modules, sessions, instances, routes.
 //!
-//! One `Mutex<State>` shared by the handle, the admin API and every session
-//! actor. Pushes to sessions are enqueued (`do_send`, never blocking) while
-//! the lock is held, so every subscriber sees the snapshots in the order the
-//! changes happened and the last list it gets is the current one.
+//! One `Mutex<State>` shared by the handle, the admin API and every session.
+//! Pushes to sessions are enqueued (an unbounded channel, never blocking)
+//! while the lock is held, so every subscriber sees the snapshots in the
+//! order the changes happened and the last list it gets is the current one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use actix::Addr;
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
+use tokio::sync::{mpsc::UnboundedSender, watch};
 
-use super::session::{Push, Session, Shutdown};
-use super::ClosedSession;
+use super::connection::OpenConnection;
+
+use super::session::Command;
+use super::{ClosedSession, ReplyOrder};
+use crate::etp::ws::WireFrame;
 use crate::etp::Event;
 use crate::events::{
-    module_connected_event, CONFIG_SEND_CONFIG_CHANGED, CONFIG_SEND_ROUTES_CHANGED,
-    CONFIG_SEND_ROUTES_WHEN_CONNECTED, TRANSPORT_GRPC,
+    module_connected_event, CONFIG_SEND_CONFIG_CHANGED, CONFIG_SEND_CONFIG_WHEN_CONNECTED,
+    CONFIG_SEND_ROUTES_CHANGED, CONFIG_SEND_ROUTES_WHEN_CONNECTED, TRANSPORT_GRPC,
 };
 use crate::types::{
     AddressConfiguration, BackendDeclaration, ConfigData, ModuleRequirements, RoutingConfig,
@@ -34,15 +37,29 @@ pub(crate) struct Shared {
     /// The largest message a session accepts, in bytes.
     pub(crate) read_limit: usize,
     next_session: AtomicU64,
+    /// How many connections of sessions are open, for a stop that waits
+    /// until the last one is closed.
+    open_connections: Arc<watch::Sender<usize>>,
 }
 
 impl Shared {
-    pub(crate) fn new(read_limit: usize) -> Self {
+    pub(crate) fn new(read_limit: usize, reply_order: ReplyOrder) -> Self {
         Self {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(reply_order)),
             read_limit,
             next_session: AtomicU64::new(1),
+            open_connections: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Counts a session's connection until the returned guard is dropped.
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        OpenConnection::new(&self.open_connections)
+    }
+
+    /// Follows how many connections of sessions are open.
+    pub(crate) fn watch_open_connections(&self) -> watch::Receiver<usize> {
+        self.open_connections.subscribe()
     }
 
     /// The state; a panic elsewhere while it was held does not make it
@@ -70,7 +87,8 @@ struct Module {
 
 struct SessionEntry {
     module: String,
-    addr: Addr<Session>,
+    /// The session's mailbox.
+    tx: UnboundedSender<Command>,
     /// Sent its schema: gets `CONFIG:SEND_CONFIG_CHANGED`.
     config_subscribed: bool,
     /// Gets `<m>_MODULE_CONNECTED` for each of these.
@@ -93,7 +111,18 @@ pub(crate) struct ModuleSummary {
     instances: Vec<BackendDeclaration>,
 }
 
-#[derive(Default)]
+/// A handshake answer: an event the server sends because of an event the
+/// module sent, computed from the state when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `CONFIG:SEND_CONFIG_WHEN_CONNECTED`: the module's active config.
+    Config,
+    /// `<module>_MODULE_CONNECTED`: the module's addresses.
+    Addresses(String),
+    /// `CONFIG:SEND_ROUTES_WHEN_CONNECTED`: the routing table.
+    Routes,
+}
+
 pub(crate) struct State {
     modules: BTreeMap<String, Module>,
     /// Ordered by id, i.e. by connection order.
@@ -101,9 +130,26 @@ pub(crate) struct State {
     closed: Vec<ClosedSession>,
     /// (module, event) → the ack text to answer instead of `ok`.
     failures: HashMap<(String, String), String>,
+    reply_order: ReplyOrder,
+    /// Module → how many sessions get its `<module>_MODULE_CONNECTED`.
+    address_subscribers: HashMap<String, usize>,
+    /// How many sessions get `CONFIG:SEND_ROUTES_CHANGED`.
+    routes_subscribers: usize,
 }
 
 impl State {
+    fn new(reply_order: ReplyOrder) -> Self {
+        Self {
+            modules: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            closed: Vec::new(),
+            failures: HashMap::new(),
+            reply_order,
+            address_subscribers: HashMap::new(),
+            routes_subscribers: 0,
+        }
+    }
+
     fn module_mut(&mut self, name: &str) -> &mut Module {
         self.modules.entry(name.to_owned()).or_default()
     }
@@ -113,14 +159,14 @@ impl State {
         &mut self,
         id: SessionId,
         module: &str,
-        addr: Addr<Session>,
+        tx: UnboundedSender<Command>,
     ) -> Arc<AtomicBool> {
         let frozen = Arc::clone(&self.module_mut(module).frozen);
         self.sessions.insert(
             id,
             SessionEntry {
                 module: module.to_owned(),
-                addr,
+                tx,
                 config_subscribed: false,
                 required_modules: BTreeSet::new(),
                 routes_subscribed: false,
@@ -136,9 +182,18 @@ impl State {
         let Some(entry) = self.sessions.remove(&id) else {
             return;
         };
+        self.unsubscribe(&entry.required_modules, entry.routes_subscribed);
         if entry.instance.is_some() {
             self.push_instances_changed(&entry.module);
         }
+    }
+
+    pub(crate) fn reply_order(&self) -> ReplyOrder {
+        self.reply_order
+    }
+
+    pub(crate) fn set_reply_order(&mut self, order: ReplyOrder) {
+        self.reply_order = order;
     }
 
     pub(crate) fn record_close(&mut self, closed: ClosedSession) {
@@ -178,10 +233,10 @@ impl State {
 
     /// `MODULE:SEND_CONFIG_SCHEMA`: keeps schema and version, takes the
     /// payload's config when the module has none, subscribes the session to
-    /// config changes. Returns the active config.
-    pub(crate) fn accept_schema(&mut self, id: SessionId, data: &ConfigData) -> ByteString {
+    /// config changes. Returns what to answer.
+    pub(crate) fn accept_schema(&mut self, id: SessionId, data: &ConfigData) -> Vec<Answer> {
         let Some(entry) = self.sessions.get_mut(&id) else {
-            return ByteString::from_static("{}");
+            return Vec::new();
         };
         entry.config_subscribed = true;
         let module_name = entry.module.clone();
@@ -190,35 +245,66 @@ impl State {
         module.version.clone_from(&data.version);
         module
             .config
-            .get_or_insert_with(|| ByteString::from(data.config.get()))
-            .clone()
+            .get_or_insert_with(|| ByteString::from(data.config.get()));
+        vec![Answer::Config]
     }
 
-    /// `MODULE:SEND_REQUIREMENTS`: subscribes the session and returns the
-    /// events to emit now (the address lists, then the routes if asked).
+    /// `MODULE:SEND_REQUIREMENTS`: subscribes the session and returns what
+    /// to answer (the address lists, then the routes if asked).
     pub(crate) fn accept_requirements(
         &mut self,
         id: SessionId,
         requirements: &ModuleRequirements,
-    ) -> Vec<ByteString> {
-        let mut frames = Vec::with_capacity(requirements.required_modules.len() + 1);
-        for module in &requirements.required_modules {
-            frames.extend(json_frame(
-                &module_connected_event(module),
-                &self.addresses(module),
-            ));
+    ) -> Vec<Answer> {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return Vec::new();
+        };
+        let required: BTreeSet<String> = requirements.required_modules.iter().cloned().collect();
+        let old_required = std::mem::replace(&mut entry.required_modules, required.clone());
+        let old_routes =
+            std::mem::replace(&mut entry.routes_subscribed, requirements.require_routes);
+        self.unsubscribe(&old_required, old_routes);
+        for module in required {
+            *self.address_subscribers.entry(module).or_default() += 1;
         }
         if requirements.require_routes {
-            frames.extend(json_frame(
-                CONFIG_SEND_ROUTES_WHEN_CONNECTED,
-                &self.routes(),
-            ));
+            self.routes_subscribers += 1;
         }
-        if let Some(entry) = self.sessions.get_mut(&id) {
-            entry.required_modules = requirements.required_modules.iter().cloned().collect();
-            entry.routes_subscribed = requirements.require_routes;
+        let mut answers: Vec<Answer> = requirements
+            .required_modules
+            .iter()
+            .map(|module| Answer::Addresses(module.clone()))
+            .collect();
+        if requirements.require_routes {
+            answers.push(Answer::Routes);
         }
-        frames
+        answers
+    }
+
+    /// The events of `answers` for the session, from the state as it is now.
+    pub(crate) fn answer_events(&self, id: SessionId, answers: &[Answer]) -> Vec<Event> {
+        let Some(entry) = self.sessions.get(&id) else {
+            return Vec::new();
+        };
+        answers
+            .iter()
+            .filter_map(|answer| match answer {
+                Answer::Config => {
+                    let config = self
+                        .config(&entry.module)
+                        .unwrap_or_else(|| ByteString::from_static("{}"));
+                    Some(Event::new(
+                        CONFIG_SEND_CONFIG_WHEN_CONNECTED,
+                        0,
+                        config.into_bytes(),
+                    ))
+                }
+                Answer::Addresses(module) => {
+                    json_event(&module_connected_event(module), &self.addresses(module))
+                }
+                Answer::Routes => json_event(CONFIG_SEND_ROUTES_WHEN_CONNECTED, &self.routes()),
+            })
+            .collect()
     }
 
     /// `MODULE:READY`: records the session's instance (normalized as the
@@ -249,16 +335,12 @@ impl State {
     /// Stores a module's config and pushes it to the module's sessions that
     /// sent their schema. Returns how many sessions it was pushed to.
     pub(crate) fn set_config(&mut self, module: &str, config: ByteString) -> usize {
-        let frame = text_frame(&Event::new(
-            CONFIG_SEND_CONFIG_CHANGED,
-            0,
-            config.clone().into_bytes(),
-        ));
+        let frame = event_frame(CONFIG_SEND_CONFIG_CHANGED, config.clone().into_bytes());
         self.module_mut(module).config = Some(config);
         let mut pushed = 0;
         for entry in self.sessions.values() {
             if entry.config_subscribed && entry.module == module {
-                entry.addr.do_send(Push(frame.clone()));
+                let _ = entry.tx.send(Command::Send(frame.clone()));
                 pushed += 1;
             }
         }
@@ -338,7 +420,7 @@ impl State {
     pub(crate) fn abort_sessions(&self, module: Option<&str>) {
         for entry in self.sessions.values() {
             if module.is_none_or(|m| entry.module == m) {
-                entry.addr.do_send(Shutdown::Abort);
+                let _ = entry.tx.send(Command::Abort);
             }
         }
     }
@@ -346,24 +428,50 @@ impl State {
     /// Closes every session with close frame 1000.
     pub(crate) fn close_sessions(&self) {
         for entry in self.sessions.values() {
-            entry.addr.do_send(Shutdown::Normal);
+            let _ = entry.tx.send(Command::Close);
+        }
+    }
+
+    /// Takes back a session's subscriptions from the counts.
+    fn unsubscribe(&mut self, required_modules: &BTreeSet<String>, routes: bool) {
+        for module in required_modules {
+            if let Some(count) = self.address_subscribers.get_mut(module) {
+                *count -= 1;
+                if *count == 0 {
+                    self.address_subscribers.remove(module);
+                }
+            }
+        }
+        if routes {
+            self.routes_subscribers = self.routes_subscribers.saturating_sub(1);
         }
     }
 
     /// The complete address list of `module` to its subscribers, the complete
     /// routing table to the routes subscribers.
     fn push_instances_changed(&self, module: &str) {
-        let addresses = json_frame(&module_connected_event(module), &self.addresses(module));
-        let routes = json_frame(CONFIG_SEND_ROUTES_CHANGED, &self.routes());
+        // The lists cost O(instances) to build: building them for nobody
+        // made N modules' joining O(N²).
+        let addresses = self
+            .address_subscribers
+            .contains_key(module)
+            .then(|| json_frame(&module_connected_event(module), &self.addresses(module)))
+            .flatten();
+        let routes = (self.routes_subscribers > 0)
+            .then(|| json_frame(CONFIG_SEND_ROUTES_CHANGED, &self.routes()))
+            .flatten();
+        if addresses.is_none() && routes.is_none() {
+            return;
+        }
         for entry in self.sessions.values() {
             if let Some(frame) = &addresses {
                 if entry.required_modules.contains(module) {
-                    entry.addr.do_send(Push(frame.clone()));
+                    let _ = entry.tx.send(Command::Send(frame.clone()));
                 }
             }
             if let Some(frame) = &routes {
                 if entry.routes_subscribed {
-                    entry.addr.do_send(Push(frame.clone()));
+                    let _ = entry.tx.send(Command::Send(frame.clone()));
                 }
             }
         }
@@ -372,9 +480,14 @@ impl State {
 
 /// A frame `<name>||0||<value as JSON>`; `None` (logged) if it cannot be
 /// serialized, which our wire types never fail to be.
-fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<ByteString> {
+fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<WireFrame> {
+    json_event(name, value).map(|event| WireFrame::new(event.encode()))
+}
+
+/// The event `<name>||0||<value as JSON>`, see [`json_frame`].
+fn json_event<T: Serialize>(name: &str, value: &T) -> Option<Event> {
     match serde_json::to_vec(value) {
-        Ok(json) => Some(text_frame(&Event::new(name, 0, Bytes::from(json)))),
+        Ok(json) => Some(Event::new(name.to_owned(), 0, Bytes::from(json))),
         Err(e) => {
             log::error!("cannot serialize the data of {name}: {e}");
             None
@@ -382,25 +495,86 @@ fn json_frame<T: Serialize>(name: &str, value: &T) -> Option<ByteString> {
     }
 }
 
-/// An event encoded for a text message. Our names and JSON data are UTF-8;
-/// anything else is replaced lossily rather than failing the send.
-pub(crate) fn text_frame(event: &Event) -> ByteString {
-    let encoded = event.encode();
-    match ByteString::try_from(encoded.clone()) {
-        Ok(text) => text,
-        Err(_) => ByteString::from(String::from_utf8_lossy(&encoded).into_owned()),
-    }
+/// A frame `<name>||0||<data>`, ready for the wire.
+fn event_frame(name: &str, data: Bytes) -> WireFrame {
+    WireFrame::new(Event::new(name.to_owned(), 0, data).encode())
 }
 
-/// `json` as text, if it is one valid JSON document.
-pub(crate) fn json_text(json: &[u8]) -> Result<ByteString, serde_json::Error> {
-    // Parsing into a `Value` checks every string is UTF-8, so the bytes are
-    // valid text as a whole.
-    serde_json::from_slice::<serde_json::Value>(json)?;
-    match std::str::from_utf8(json) {
-        Ok(text) => Ok(ByteString::from(text)),
-        Err(e) => Err(serde::de::Error::custom(format_args!(
-            "config is not utf-8: {e}"
-        ))),
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+    use super::*;
+
+    fn session(state: &mut State, id: SessionId, module: &str) -> UnboundedReceiver<Command> {
+        let (tx, rx) = unbounded_channel();
+        state.register(id, module, tx);
+        rx
+    }
+
+    fn require(state: &mut State, id: SessionId, modules: &[&str], routes: bool) {
+        let requirements = ModuleRequirements {
+            required_modules: modules.iter().map(|m| (*m).to_owned()).collect(),
+            require_routes: routes,
+        };
+        state.accept_requirements(id, &requirements);
+    }
+
+    fn ready(state: &mut State, id: SessionId) {
+        let declaration = BackendDeclaration {
+            address: AddressConfiguration::new("10.0.0.1", id.to_string()),
+            ..BackendDeclaration::default()
+        };
+        state.accept_ready(id, declaration);
+    }
+
+    /// The names of the events waiting for a session.
+    fn pushed(rx: &mut UnboundedReceiver<Command>) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Ok(command) = rx.try_recv() {
+            if let Command::Send(frame) = command {
+                let bytes = match frame {
+                    WireFrame::Text(text) => text.into_bytes(),
+                    WireFrame::Binary(data) => data,
+                };
+                names.push(Event::decode(bytes).expect("a frame").name.to_string());
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn instance_changes_reach_exactly_the_current_subscribers() {
+        let mut state = State::new(ReplyOrder::default());
+        let mut watcher = session(&mut state, 1, "watcher");
+        let mut a = session(&mut state, 2, "a");
+        let _b = session(&mut state, 3, "b");
+
+        // Nobody listens: nothing is built or sent.
+        ready(&mut state, 3);
+        assert!(pushed(&mut watcher).is_empty());
+
+        require(&mut state, 1, &["a"], true);
+        ready(&mut state, 2);
+        assert_eq!(
+            pushed(&mut watcher),
+            ["a_MODULE_CONNECTED", CONFIG_SEND_ROUTES_CHANGED]
+        );
+        assert!(pushed(&mut a).is_empty());
+
+        // Requirements sent again replace the earlier ones.
+        require(&mut state, 1, &["b"], false);
+        assert_eq!(state.address_subscribers.get("a"), None);
+        assert_eq!(state.address_subscribers.get("b"), Some(&1));
+        assert_eq!(state.routes_subscribers, 0);
+        state.unregister(2);
+        assert!(pushed(&mut watcher).is_empty());
+        state.unregister(3);
+        assert_eq!(pushed(&mut watcher), ["b_MODULE_CONNECTED"]);
+
+        // A subscriber that leaves takes its subscriptions with it.
+        state.unregister(1);
+        assert!(state.address_subscribers.is_empty());
+        assert_eq!(state.routes_subscribers, 0);
     }
 }
