@@ -118,6 +118,55 @@ fn handshake(c: &mut Criterion) {
     system.block_on(server.stop());
 }
 
+/// The handshake over `wss://`: TCP, TLS 1.3 (ring, a P-256 certificate
+/// made for the run), upgrade and the ETP handshake.
+fn handshake_tls(c: &mut Criterion) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let tls = isp_cluster::TlsConfig::new()
+        .without_os_roots()
+        .add_ca_pem(ca.pem().as_bytes())
+        .unwrap();
+    let system = System::new();
+    let server = system
+        .block_on(
+            ConfigServer::builder()
+                .tls(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .start(),
+        )
+        .unwrap();
+    let host = format!("wss://{}", server.addr());
+    c.bench_function("handshake over wss: start to active, all receivers", |b| {
+        b.iter_custom(|iters| {
+            system.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut w = wired("bench-handshake-tls");
+                    let started = Instant::now();
+                    let client = w
+                        .builder
+                        .hosts([host.clone()])
+                        .tls(tls.clone())
+                        .start()
+                        .unwrap();
+                    w.active.recv().await.unwrap();
+                    total += started.elapsed();
+                    client.close().await;
+                }
+                total
+            })
+        })
+    });
+    system.block_on(server.stop());
+}
+
 fn config_latency(c: &mut Criterion) {
     let system = System::new();
     let server = system.block_on(ConfigServer::builder().start()).unwrap();
@@ -207,6 +256,6 @@ fn failover(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(5));
-    targets = handshake, config_latency, failover
+    targets = handshake, handshake_tls, config_latency, failover
 }
 criterion_main!(benches);

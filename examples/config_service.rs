@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! cargo run --example config_service -- --listen 127.0.0.1:9001 \
-//!     [--config NAME=path.json ...] [--read-limit BYTES]
+//!     [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
 //! ```
+//!
+//! A development and test server, in memory. On loopback (the default) the
+//! admin API is open; any other listen address needs `--admin-token`, which
+//! the admin API then requires as `Authorization: Bearer TOKEN`.
 //!
 //! Modules connect to `ws://127.0.0.1:9001/isp-etp/?module_name=NAME`; the
 //! admin API is on the same port, e.g.
@@ -16,10 +20,12 @@ use std::process::ExitCode;
 use isp_cluster::server::{ConfigServer, ConfigServerBuilder};
 
 const USAGE: &str =
-    "usage: config_service [--listen ADDR] [--config NAME=path.json ...] [--read-limit BYTES]
+    "usage: config_service [--listen ADDR] [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
   --listen ADDR          address to listen on (default 127.0.0.1:9001)
   --config NAME=FILE     initial remote config of module NAME, a JSON file (repeatable)
-  --read-limit BYTES     largest message accepted (default 4194304)";
+  --read-limit BYTES     largest message accepted (default 4194304)
+  --admin-token TOKEN    require Authorization: Bearer TOKEN on the admin API
+                         (required to listen on anything but loopback)";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
 
@@ -31,6 +37,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<ConfigServerBuil
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--listen" => builder = builder.listen(value("--listen")?),
+            "--admin-token" => builder = builder.admin_token(value("--admin-token")?),
             "--read-limit" => {
                 let limit = value("--read-limit")?;
                 let limit = limit

@@ -1056,3 +1056,57 @@ async fn the_reply_order_puts_the_answers_before_after_or_well_after_the_ack() {
     }
     server.stop().await;
 }
+
+#[actix::test]
+async fn the_admin_api_requires_the_token_when_one_is_set() {
+    let token = "a-long-random-token";
+    let server = ConfigServer::builder()
+        .admin_token(token)
+        .config("b", json!({"password": "hunter2"}))
+        .start()
+        .await
+        .expect("server starts");
+    let http = awc::Client::new();
+    let url = format!("http://{}/admin/config/b", server.addr());
+    let status_with = |auth: Option<&str>| {
+        let mut request = http.get(&url);
+        if let Some(auth) = auth {
+            request = request.insert_header(("Authorization", auth.to_owned()));
+        }
+        async move {
+            let response = timeout(WAIT, request.send())
+                .await
+                .expect("in time")
+                .expect("response");
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(status_with(None).await, 401);
+    assert_eq!(status_with(Some("Bearer wrong")).await, 401);
+    assert_eq!(status_with(Some(&format!("Bearer {token}x"))).await, 401);
+    assert_eq!(status_with(Some(token)).await, 401, "the Bearer scheme is required");
+    assert_eq!(status_with(Some(&format!("Bearer {token}"))).await, 200);
+    // Modules connect without it: the token guards the admin API only.
+    let mut b = EtpClient::connect(&server, "b").await;
+    b.become_ready("b", "10.0.0.5", "9002").await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_non_loopback_listener_needs_an_admin_token_and_tiny_read_limits_are_refused() {
+    // Refused before anything is bound.
+    let err = ConfigServer::builder()
+        .listen("0.0.0.0:0")
+        .start()
+        .await
+        .expect_err("an open admin API on every interface");
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("admin token"), "{err}");
+    let err = ConfigServer::builder()
+        .read_limit(100)
+        .start()
+        .await
+        .expect_err("a read limit below 1 KiB");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("below the minimum of 1024"), "{err}");
+}
