@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
-use rand::Rng;
 use tokio::sync::oneshot;
 
 use super::cache::{deliver_cached, CacheWriter};
@@ -129,7 +128,7 @@ pub(crate) fn backoff(initial: Duration, max: Duration) -> ExponentialBackoff {
 impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
         let backoff = backoff(settings.backoff_initial, settings.backoff_max);
-        let next_host = rand::thread_rng().gen_range(0..hosts.len().max(1));
+        let next_host = rand::random_range(0..hosts.len().max(1));
         let cache = settings
             .config_cache
             .clone()
@@ -165,7 +164,7 @@ impl Supervisor {
         }
         let cap = (self.outage_since.elapsed() / OUTAGE_FRACTION)
             .max(OUTAGE_CAP_FLOOR)
-            .mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+            .mul_f64(rand::random_range(0.5..=1.0));
         exponential.min(cap)
     }
 
@@ -395,7 +394,7 @@ impl Handler<UpdateHosts> for Supervisor {
             .and_then(|c| msg.0.iter().position(|h| *h == c.host))
         {
             Some(i) => (i + 1) % msg.0.len(),
-            None => rand::thread_rng().gen_range(0..msg.0.len()),
+            None => rand::random_range(0..msg.0.len()),
         };
         self.hosts = msg.0;
         self.failed_in_round = 0;

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use rand::Rng;
 
 use super::HostsUpgrader;
 
@@ -233,7 +232,7 @@ impl RoundRobin {
 fn random_start(len: usize) -> usize {
     match len {
         0 => 0,
-        len => rand::thread_rng().gen_range(0..len),
+        len => rand::random_range(0..len),
     }
 }
 
