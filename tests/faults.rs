@@ -21,28 +21,11 @@ use common::{wait_until, Recorder, Stop};
 use peer::{Conn, FreezingProxy, ScriptedPeer};
 
 const WAIT: Duration = Duration::from_secs(5);
-const ACK_TIMEOUT: Duration = Duration::from_millis(300);
+const ACK_TIMEOUT: Duration = common::QUICK_ACK_TIMEOUT;
 
-/// A module with short timeouts, so that every fault shows within a second.
+/// A module with short timeouts (see `common::quick_module`).
 fn module() -> ClusterClientBuilder {
-    common::init_logs();
-    let info = ModuleInfo::new(
-        "gateway",
-        "1.0.0",
-        AddressConfiguration::new("10.0.0.2", "9002"),
-    );
-    let schema = RawJson::from_value(&json!({"type": "object"})).unwrap();
-    ClusterClient::builder(
-        info,
-        ConfigData::new("1.0.0", schema, RawJson::empty_object()),
-    )
-    .ack_timeout(ACK_TIMEOUT)
-    .initial_wait(Duration::from_millis(300))
-    .config_initial_wait(Duration::from_millis(300))
-    .config_timeout(Duration::from_millis(300))
-    .ping(Duration::from_millis(200), Duration::from_millis(200))
-    .connect_timeout(Duration::from_millis(300))
-    .backoff(Duration::from_millis(20), Duration::from_millis(100))
+    common::quick_module()
 }
 
 /// What the peers noticed, for the test to assert on (a panic inside a peer

@@ -24,26 +24,9 @@ use peer::{Conn, Ending, Received, ScriptedPeer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A module with short timeouts, so that every path shows within a second.
+/// A module with short timeouts (see `common::quick_module`).
 fn module() -> ClusterClientBuilder {
-    common::init_logs();
-    let info = ModuleInfo::new(
-        "gateway",
-        "1.0.0",
-        AddressConfiguration::new("10.0.0.2", "9002"),
-    );
-    let schema = RawJson::from_value(&json!({"type": "object"})).unwrap();
-    ClusterClient::builder(
-        info,
-        ConfigData::new("1.0.0", schema, RawJson::empty_object()),
-    )
-    .ack_timeout(Duration::from_millis(300))
-    .initial_wait(Duration::from_millis(300))
-    .config_initial_wait(Duration::from_millis(300))
-    .config_timeout(Duration::from_millis(300))
-    .ping(Duration::from_millis(200), Duration::from_millis(200))
-    .connect_timeout(Duration::from_millis(300))
-    .backoff(Duration::from_millis(20), Duration::from_millis(100))
+    common::quick_module()
 }
 
 /// How each connection's peer saw the client end it, by connection index.

@@ -13,7 +13,7 @@ use awc::ws::{CloseCode, CloseReason, Frame, Message};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use isp_cluster::etp::Event;
-use isp_cluster::server::{ClosedSession, ConfigServer, ReplyOrder};
+use isp_cluster::server::{ConfigServer, ReplyOrder};
 use isp_cluster::{
     BackendDeclaration, CONFIG_SEND_CONFIG_CHANGED, CONFIG_SEND_CONFIG_WHEN_CONNECTED,
     CONFIG_SEND_ROUTES_CHANGED, CONFIG_SEND_ROUTES_WHEN_CONNECTED, MODULE_READY,
@@ -369,19 +369,16 @@ async fn the_whole_session_of_protocol_section_5() {
 
     b.close(CloseCode::Normal).await;
     eventually("b instance removed", || server.instances("b").is_empty()).await;
+    let closed: Vec<(String, Option<u16>, String)> = server
+        .closed_sessions()
+        .into_iter()
+        .map(|c| (c.module, c.code, c.reason))
+        .collect();
     assert_eq!(
-        server.closed_sessions(),
+        closed,
         [
-            ClosedSession {
-                module: "a".into(),
-                code: Some(1000),
-                reason: String::new()
-            },
-            ClosedSession {
-                module: "b".into(),
-                code: Some(1000),
-                reason: String::new()
-            },
+            ("a".to_owned(), Some(1000), String::new()),
+            ("b".to_owned(), Some(1000), String::new()),
         ]
     );
     server.stop().await;
@@ -1084,7 +1081,11 @@ async fn the_admin_api_requires_the_token_when_one_is_set() {
     assert_eq!(status_with(None).await, 401);
     assert_eq!(status_with(Some("Bearer wrong")).await, 401);
     assert_eq!(status_with(Some(&format!("Bearer {token}x"))).await, 401);
-    assert_eq!(status_with(Some(token)).await, 401, "the Bearer scheme is required");
+    assert_eq!(
+        status_with(Some(token)).await,
+        401,
+        "the Bearer scheme is required"
+    );
     assert_eq!(status_with(Some(&format!("Bearer {token}"))).await, 200);
     // Modules connect without it: the token guards the admin API only.
     let mut b = EtpClient::connect(&server, "b").await;
@@ -1108,5 +1109,8 @@ async fn a_non_loopback_listener_needs_an_admin_token_and_tiny_read_limits_are_r
         .await
         .expect_err("a read limit below 1 KiB");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("below the minimum of 1024"), "{err}");
+    assert!(
+        err.to_string().contains("below the minimum of 1024"),
+        "{err}"
+    );
 }

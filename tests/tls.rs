@@ -7,10 +7,7 @@
 use std::time::Duration;
 
 use isp_cluster::server::ConfigServer;
-use isp_cluster::{
-    AddressConfiguration, BuildError, ClusterClient, ClusterClientBuilder, ConfigData, ModuleInfo,
-    RawJson, SessionEvent, TlsConfig, TlsError,
-};
+use isp_cluster::{BuildError, ClusterClientBuilder, SessionEvent, TlsConfig, TlsError};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
 };
@@ -57,18 +54,7 @@ async fn tls_server(chain: &str, key: &str) -> ConfigServer {
 }
 
 fn module() -> ClusterClientBuilder {
-    common::init_logs();
-    let info = ModuleInfo::new(
-        "gateway",
-        "1.0.0",
-        AddressConfiguration::new("10.0.0.2", "9002"),
-    );
-    ClusterClient::builder(
-        info,
-        ConfigData::new("1.0.0", RawJson::empty_object(), RawJson::empty_object()),
-    )
-    .connect_timeout(Duration::from_millis(500))
-    .backoff(Duration::from_millis(20), Duration::from_millis(100))
+    common::quick_module().connect_timeout(Duration::from_millis(500))
 }
 
 fn trusting(ca: &CertifiedIssuer<'static, KeyPair>) -> TlsConfig {

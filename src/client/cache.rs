@@ -172,22 +172,9 @@ pub(crate) async fn deliver_cached(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{SessionState, Status};
-    use std::time::SystemTime;
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            status: Mutex::new(Status {
-                state: SessionState::Connecting,
-                host: None,
-                since: SystemTime::now(),
-                last_error: None,
-                sessions_started: 0,
-                sessions_established: 0,
-                sessions_failed: 0,
-                cache_writes_failed: 0,
-            }),
-        })
+        Arc::new(Shared::new())
     }
 
     #[actix::test]

@@ -162,6 +162,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A client that has not connected yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            status: Mutex::new(Status {
+                state: SessionState::Connecting,
+                host: None,
+                since: SystemTime::now(),
+                last_error: None,
+                sessions_started: 0,
+                sessions_established: 0,
+                sessions_failed: 0,
+                cache_writes_failed: 0,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -641,18 +657,7 @@ impl ClusterClientBuilder {
             return Err(BuildError::NoSystem);
         }
         let (settings, hosts) = self.settings()?;
-        let shared = Arc::new(Shared {
-            status: Mutex::new(Status {
-                state: SessionState::Connecting,
-                host: None,
-                since: SystemTime::now(),
-                last_error: None,
-                sessions_started: 0,
-                sessions_established: 0,
-                sessions_failed: 0,
-                cache_writes_failed: 0,
-            }),
-        });
+        let shared = Arc::new(Shared::new());
         let addr = Supervisor::new(Arc::new(settings), hosts, shared.clone()).start();
         Ok(ClusterClient { addr, shared })
     }

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-
 use super::HostsUpgrader;
 
 /// `next()` found no host: the required module has no live instance.

@@ -108,6 +108,7 @@ impl ReplyOrder {
 /// A close frame sent by a client, kept by the server for tests to assert
 /// how a module left.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClosedSession {
     /// The module of the session.
     pub module: String,

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use isp_cluster::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent};
+use isp_cluster::{
+    AddressConfiguration, ClusterClient, ClusterClientBuilder, ConfigData, HostsChanged,
+    ModuleInfo, RawJson, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
+};
 
 /// Everything a [`Recorder`] saw, shared with the test.
 #[derive(Default)]
@@ -183,4 +186,30 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
 /// Logs to the test's output when `RUST_LOG` is set.
 pub fn init_logs() {
     let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// How long a quick module's server has to acknowledge an emit.
+pub const QUICK_ACK_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The module "gateway" with short timeouts, so that every fault shows
+/// within a second.
+pub fn quick_module() -> ClusterClientBuilder {
+    init_logs();
+    let info = ModuleInfo::new(
+        "gateway",
+        "1.0.0",
+        AddressConfiguration::new("10.0.0.2", "9002"),
+    );
+    let schema = RawJson::from_value(&serde_json::json!({"type": "object"})).unwrap();
+    ClusterClient::builder(
+        info,
+        ConfigData::new("1.0.0", schema, RawJson::empty_object()),
+    )
+    .ack_timeout(QUICK_ACK_TIMEOUT)
+    .initial_wait(Duration::from_millis(300))
+    .config_initial_wait(Duration::from_millis(300))
+    .config_timeout(Duration::from_millis(300))
+    .ping(Duration::from_millis(200), Duration::from_millis(200))
+    .connect_timeout(Duration::from_millis(300))
+    .backoff(Duration::from_millis(20), Duration::from_millis(100))
 }
