@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix_http::ws;
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
-    AddressConfiguration, ClusterClient, ClusterClientBuilder, ConfigData, ModuleInfo, RawJson,
-    SessionEvent, SessionState, MODULE_READY, MODULE_SEND_CONFIG_SCHEMA, MODULE_SEND_REQUIREMENTS,
+    ClusterClient, ClusterClientBuilder, SessionEvent, SessionState, MODULE_READY,
+    MODULE_SEND_CONFIG_SCHEMA, MODULE_SEND_REQUIREMENTS,
 };
 use serde_json::json;
 
