@@ -129,16 +129,7 @@ impl Drop for WebApp {
 
 /// `GET {base}/relay?msg=hi`: status and body.
 async fn relay(client: &awc::Client, base: &str) -> (u16, String) {
-    match client.get(format!("{base}/relay?msg=hi")).send().await {
-        Ok(mut response) => {
-            let body = response.body().await.unwrap_or_default();
-            (
-                response.status().as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            )
-        }
-        Err(e) => (0, e.to_string()),
-    }
+    common::http_get(client, &format!("{base}/relay?msg=hi")).await
 }
 
 #[actix::test]

@@ -14,17 +14,7 @@ mod common;
 use common::{example_binary, wait_until};
 
 async fn get(url: &str) -> (u16, String) {
-    let client = awc::Client::new();
-    match client.get(url).send().await {
-        Ok(mut response) => {
-            let body = response.body().await.unwrap_or_default();
-            (
-                response.status().as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            )
-        }
-        Err(e) => (0, e.to_string()),
-    }
+    common::http_get(&awc::Client::new(), url).await
 }
 
 #[actix::test]

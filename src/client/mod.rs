@@ -10,7 +10,7 @@ mod messages;
 mod session;
 mod supervisor;
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::path::PathBuf;

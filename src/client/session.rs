@@ -462,23 +462,17 @@ impl Session {
     }
 
     fn on_hosts(&mut self, index: usize, hosts: Vec<String>, ctx: &mut Context<Self>) {
+        let Some((module, _)) = self.settings.module_receivers.get(index) else {
+            return;
+        };
+        let module = module.clone();
+        log::debug!("{} hosts of {module}: {hosts:?}", self.tag());
+        let event: Cow<'static, str> = module_connected_event(&module).into();
         let Some(lane) = self.module_lanes.get_mut(index) else {
             return;
         };
-        let module = self.settings.module_receivers[index].0.clone();
-        log::debug!(
-            "[module={} session={} host={}] hosts of {module}: {hosts:?}",
-            self.settings.module,
-            self.id,
-            self.host
-        );
-        let event: Cow<'static, str> = module_connected_event(&module).into();
         if lane.offer(HostsChanged { module, hosts }, event) {
-            log::debug!(
-                "[module={} session={}] waiting addresses replaced (latest wins)",
-                self.settings.module,
-                self.id
-            );
+            log::debug!("{} waiting addresses replaced (latest wins)", self.tag());
         }
         self.handshake.arrived(Initial::Hosts(index));
         self.pump(

@@ -89,7 +89,11 @@ impl std::error::Error for TlsError {
     }
 }
 
-fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of a PEM input, at least one; `what` names it in errors.
+pub(crate) fn certificates(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
@@ -100,6 +104,14 @@ fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, 
         return Err(TlsError::NoCertificate(what.to_owned()));
     }
     Ok(certs)
+}
+
+/// The private key of a PEM input; `what` names it in errors.
+pub(crate) fn private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsError::Pem {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 impl TlsConfig {
@@ -143,10 +155,7 @@ impl TlsConfig {
     /// Shows this client certificate chain and key to the nodes (mTLS).
     pub fn client_auth_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
         let chain = certificates(chain_pem, "client certificate chain")?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
-            what: "client key".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let key = private_key(key_pem, "client key")?;
         self.client_auth = Some((chain, Arc::new(key)));
         Ok(self)
     }

@@ -160,18 +160,13 @@ impl fmt::Debug for ServerTls {
 impl ServerTls {
     /// The rustls configuration: the ring provider, HTTP/1.1 only.
     fn config(&self) -> io::Result<rustls::ServerConfig> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use crate::client::tls::{certificates, private_key};
         let invalid = |what: &str, e: &dyn fmt::Display| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("tls {what}: {e}"))
         };
-        let chain = CertificateDer::pem_slice_iter(&self.chain)
-            .collect::<Result<Vec<_>, _>>()
+        let chain = certificates(&self.chain, "certificate chain")
             .map_err(|e| invalid("certificate chain", &e))?;
-        if chain.is_empty() {
-            return Err(invalid("certificate chain", &"no certificate in the PEM"));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| invalid("key", &e))?;
+        let key = private_key(&self.key, "key").map_err(|e| invalid("key", &e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

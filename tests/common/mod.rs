@@ -213,3 +213,18 @@ pub fn quick_module() -> ClusterClientBuilder {
     .connect_timeout(Duration::from_millis(300))
     .backoff(Duration::from_millis(20), Duration::from_millis(100))
 }
+
+/// `GET url` with `client`: the status and the body as text (status 0 and
+/// the error's text when no response came).
+pub async fn http_get(client: &awc::Client, url: &str) -> (u16, String) {
+    match client.get(url).send().await {
+        Ok(mut response) => {
+            let body = response.body().await.unwrap_or_default();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
