@@ -1,0 +1,399 @@
+//! The builder: what the module registers, where and how it connects, and
+//! who receives what.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Recipient};
+
+use super::connect;
+use super::settings::*;
+use super::status::Shared;
+use super::supervisor::Supervisor;
+#[cfg(feature = "tls")]
+use super::TlsConfig;
+use super::{BuildError, ClusterClient, HostsChanged, RemoteConfig, RoutesChanged, SessionEvent};
+use crate::types::{ConfigData, ModuleInfo, ModuleRequirements};
+
+/// Builds a [`ClusterClient`]; see [`ClusterClient::builder`].
+#[must_use]
+pub struct ClusterClientBuilder {
+    info: ModuleInfo,
+    config_data: ConfigData,
+    hosts: Vec<String>,
+    ack_timeout: Duration,
+    config_timeout: Duration,
+    receiver_timeout: Duration,
+    initial_wait: Duration,
+    config_initial_wait: Duration,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    connect_timeout: Duration,
+    read_limit: usize,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    min_uptime: Duration,
+    config_receiver: Option<Recipient<RemoteConfig>>,
+    config_cache: Option<PathBuf>,
+    routes_receiver: Option<Recipient<RoutesChanged>>,
+    module_receivers: Vec<(String, Recipient<HostsChanged>)>,
+    session_events: Option<Recipient<SessionEvent>>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
+}
+
+impl fmt::Debug for ClusterClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterClientBuilder")
+            .field("module", &self.info.module_name)
+            .field("hosts", &self.hosts)
+            .field(
+                "required_modules",
+                &self
+                    .module_receivers
+                    .iter()
+                    .map(|(m, _)| m)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterClientBuilder {
+    /// A builder with every default; [`ClusterClient::builder`] is the way in.
+    pub(super) fn new(info: ModuleInfo, config_data: ConfigData) -> Self {
+        Self {
+            info,
+            config_data,
+            hosts: Vec::new(),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            config_timeout: DEFAULT_CONFIG_TIMEOUT,
+            receiver_timeout: DEFAULT_RECEIVER_TIMEOUT,
+            initial_wait: DEFAULT_INITIAL_WAIT,
+            config_initial_wait: DEFAULT_CONFIG_INITIAL_WAIT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_limit: DEFAULT_READ_LIMIT,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            min_uptime: DEFAULT_MIN_UPTIME,
+            config_receiver: None,
+            config_cache: None,
+            routes_receiver: None,
+            module_receivers: Vec::new(),
+            session_events: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// The config-service nodes, tried round-robin from a random start:
+    /// `host:port` (plain `ws://`, as the Go client), `ws://host:port`, or
+    /// `wss://host:port` for TLS (feature `tls`, on by default; never
+    /// downgraded to `ws://`). Mixed lists are fine.
+    pub fn hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The receiver of the remote config. The handshake waits for the first
+    /// config and for this receiver to accept it.
+    pub fn remote_config(mut self, receiver: Recipient<RemoteConfig>) -> Self {
+        self.config_receiver = Some(receiver);
+        self
+    }
+
+    /// Keeps the last good config in the file at `path`, so that the module
+    /// can start while every config-service node is down (the Go client
+    /// cannot; no counterpart). Needs a [`remote_config`](Self::remote_config)
+    /// receiver.
+    ///
+    /// Every config the receiver accepted is written there: atomically (a
+    /// temporary file in the same directory, fsync, rename, fsync of the
+    /// directory), owner-only (mode 0600 on Unix, set when the file is
+    /// created: configs hold secrets), off the actix thread, one write at a
+    /// time, the newest config winning over one still waiting. A rejected
+    /// config is never written. A failed write is a warning naming the file
+    /// and is counted in [`Status::cache_writes_failed`]; it never fails the
+    /// client. The file holds the config JSON byte for byte, the format
+    /// [`crate::OfflineClient`] reads.
+    ///
+    /// At start, when the file holds valid JSON, that config is delivered to
+    /// the receiver at once, marked [`ConfigSource::Cache`] (and `initial`),
+    /// and the first connection attempt starts once the receiver answered
+    /// it (within the config timeout), so the node's config always comes
+    /// after it and replaces it. [`ClusterClient::healthcheck`] stays `Err`
+    /// until a session is active: a cached config is not a registered module.
+    /// A missing file is a first run; an unreadable or damaged one is a
+    /// warning naming the path and the fault, and is not delivered.
+    pub fn config_cache(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_cache = Some(path.into());
+        self
+    }
+
+    /// The receiver of the routing table; setting it subscribes to routes.
+    pub fn routes(mut self, receiver: Recipient<RoutesChanged>) -> Self {
+        self.routes_receiver = Some(receiver);
+        self
+    }
+
+    /// Requires `module`: its live addresses go to `receiver`.
+    pub fn require_module(
+        mut self,
+        module: impl Into<String>,
+        receiver: Recipient<HostsChanged>,
+    ) -> Self {
+        self.module_receivers.push((module.into(), receiver));
+        self
+    }
+
+    /// Requires `module`: its live addresses go to `upgrader` (Go:
+    /// `RequireModule(name, upgrader)`), through an
+    /// [`UpgraderActor`](crate::lb::UpgraderActor) that applies them in
+    /// order under the receiver timeout. Starts that actor, so call it inside
+    /// the actix System, as [`start`](Self::start).
+    pub fn require_module_upgrader(
+        self,
+        module: impl Into<String>,
+        upgrader: impl crate::lb::HostsUpgrader,
+    ) -> Self {
+        self.require_module(module, crate::lb::upgrader_recipient(upgrader))
+    }
+
+    /// Where session changes (active, inactive and why) are sent.
+    pub fn session_events(mut self, receiver: Recipient<SessionEvent>) -> Self {
+        self.session_events = Some(receiver);
+        self
+    }
+
+    /// How long the server has to acknowledge each emit (default 1 s).
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// How long the config receiver has per config (default 5 s).
+    pub fn config_timeout(mut self, timeout: Duration) -> Self {
+        self.config_timeout = timeout;
+        self
+    }
+
+    /// How long the routes and hosts receivers have per event (default 5 s).
+    pub fn receiver_timeout(mut self, timeout: Duration) -> Self {
+        self.receiver_timeout = timeout;
+        self
+    }
+
+    /// How long the handshake waits for the initial routes and each required
+    /// module's addresses (default 1 s).
+    pub fn initial_wait(mut self, wait: Duration) -> Self {
+        self.initial_wait = wait;
+        self
+    }
+
+    /// How long the handshake waits for the initial config, on top of the
+    /// config timeout (default 5 s).
+    pub fn config_initial_wait(mut self, wait: Duration) -> Self {
+        self.config_initial_wait = wait;
+        self
+    }
+
+    /// Ping interval and pong timeout (default 5 s and 3 s). A missing pong
+    /// ends the session.
+    pub fn ping(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// The bound on TCP connect plus WebSocket upgrade (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest message accepted from the server (default 4 MiB).
+    pub fn read_limit(mut self, bytes: usize) -> Self {
+        self.read_limit = bytes;
+        self
+    }
+
+    /// The bounds of the exponential backoff between failing rounds of
+    /// attempts (default 100 ms to 10 s). A failed attempt moves to the next
+    /// host at once; the delay applies once every host of the list failed,
+    /// doubling per round, each delay drawn from `[d/2, d]`.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+
+    /// How `wss://` hosts are checked, and the client certificate for mTLS
+    /// (default: the operating system's trust store, no client
+    /// certificate). Certificate and host name checks are always on.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// How long a session must stay active for its end to be a failover
+    /// (the next host at once, backoff reset) rather than a failed attempt
+    /// (default: one ping interval, 5 s). A node that accepts the module and
+    /// drops it moments later is thus retried at the backoff's pace, not at
+    /// handshake speed.
+    pub fn min_uptime(mut self, uptime: Duration) -> Self {
+        self.min_uptime = uptime;
+        self
+    }
+
+    fn settings(self) -> Result<(Settings, Vec<String>), BuildError> {
+        if self.info.module_name.is_empty() {
+            return Err(BuildError::NoModuleName);
+        }
+        validate_hosts(&self.hosts)?;
+        for (i, (name, _)) in self.module_receivers.iter().enumerate() {
+            if self.module_receivers[..i].iter().any(|(n, _)| n == name) {
+                return Err(BuildError::DuplicateModule(name.clone()));
+            }
+        }
+        let positive = [
+            (self.ack_timeout, Setting::AckTimeout),
+            (self.config_timeout, Setting::ConfigTimeout),
+            (self.receiver_timeout, Setting::ReceiverTimeout),
+            (self.ping_interval, Setting::PingInterval),
+            (self.ping_timeout, Setting::PingTimeout),
+            (self.connect_timeout, Setting::ConnectTimeout),
+        ];
+        if let Some((_, setting)) = positive.iter().find(|(d, _)| d.is_zero()) {
+            return Err(BuildError::InvalidSetting {
+                setting: *setting,
+                reason: "it is zero",
+            });
+        }
+        if self.backoff_initial > self.backoff_max || self.backoff_max.is_zero() {
+            return Err(BuildError::InvalidSetting {
+                setting: Setting::Backoff,
+                reason: "need 0 < initial <= max",
+            });
+        }
+        if self.read_limit < MIN_READ_LIMIT {
+            return Err(BuildError::InvalidSetting {
+                setting: Setting::ReadLimit,
+                reason: "below 1 KiB",
+            });
+        }
+        if let Some(path) = &self.config_cache {
+            if path.file_name().is_none() {
+                return Err(BuildError::InvalidSetting {
+                    setting: Setting::ConfigCache,
+                    reason: "the path names no file",
+                });
+            }
+            if self.config_receiver.is_none() {
+                return Err(BuildError::InvalidSetting {
+                    setting: Setting::ConfigCache,
+                    reason: "it needs a remote config receiver",
+                });
+            }
+        }
+        let required: Vec<String> = self
+            .module_receivers
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect();
+        let requirements = ModuleRequirements {
+            required_modules: required.clone(),
+            require_routes: self.routes_receiver.is_some(),
+        };
+        let encode = |payload| move |source| BuildError::Encode { payload, source };
+        let settings = Settings {
+            module: self.info.module_name.clone(),
+            schema_payload: serde_json::to_vec(&self.config_data)
+                .map_err(encode("config schema"))?
+                .into(),
+            requirements_payload: serde_json::to_vec(&requirements)
+                .map_err(encode("module requirements"))?
+                .into(),
+            ready_payload: serde_json::to_vec(&self.info.backend_declaration(&required))
+                .map_err(encode("backend declaration"))?
+                .into(),
+            ack_timeout: self.ack_timeout,
+            config_timeout: self.config_timeout,
+            receiver_timeout: self.receiver_timeout,
+            initial_wait: self.initial_wait,
+            config_initial_wait: self.config_initial_wait.saturating_add(self.config_timeout),
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            connect_timeout: self.connect_timeout,
+            read_limit: self.read_limit,
+            backoff_initial: self.backoff_initial,
+            backoff_max: self.backoff_max,
+            min_uptime: self.min_uptime,
+            config_receiver: self.config_receiver,
+            config_cache: self.config_cache,
+            routes_receiver: self.routes_receiver,
+            module_receivers: self.module_receivers,
+            session_events: self.session_events,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
+            #[cfg(feature = "tls")]
+            tls_built: std::sync::OnceLock::new(),
+        };
+        // A configuration given explicitly is checked now, not at the first
+        // `wss://` attempt.
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &settings.tls {
+            let built = tls.build().map_err(BuildError::Tls)?;
+            let _ = settings.tls_built.set(Ok(built));
+        }
+        Ok((settings, self.hosts))
+    }
+
+    /// Starts the client in the current actix System (call it from inside
+    /// one). Fails only on a configuration mistake; connection failures are
+    /// retried for ever and visible in [`ClusterClient::status`].
+    pub fn start(self) -> Result<ClusterClient, BuildError> {
+        if actix::System::try_current().is_none() {
+            return Err(BuildError::NoSystem);
+        }
+        let (settings, hosts) = self.settings()?;
+        let shared = Arc::new(Shared::new());
+        let addr = Supervisor::new(Arc::new(settings), hosts, shared.clone()).start();
+        Ok(ClusterClient { addr, shared })
+    }
+}
+
+pub(super) fn validate_hosts(hosts: &[String]) -> Result<(), BuildError> {
+    if hosts.is_empty() {
+        return Err(BuildError::NoHosts);
+    }
+    for host in hosts {
+        let Some(endpoint) = connect::Endpoint::parse(host) else {
+            return Err(BuildError::InvalidHost(host.clone()));
+        };
+        if endpoint.secure && !cfg!(feature = "tls") {
+            return Err(BuildError::TlsUnavailable(host.clone()));
+        }
+        let valid = match endpoint.authority.rsplit_once(':') {
+            Some((name, port)) => {
+                !name.is_empty()
+                    && !name.contains('/')
+                    && !name.contains(char::is_whitespace)
+                    && port.parse::<u16>().is_ok()
+            }
+            None => false,
+        };
+        if !valid {
+            return Err(BuildError::InvalidHost(host.clone()));
+        }
+    }
+    Ok(())
+}

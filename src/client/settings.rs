@@ -1,0 +1,136 @@
+//! The client's settings: the defaults, what a session needs fixed at build
+//! time, and the names of the settings a build error can point at.
+
+use std::fmt;
+use std::path::PathBuf;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use bytes::Bytes;
+
+#[cfg(feature = "tls")]
+use super::TlsConfig;
+use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionEvent};
+
+/// How long the server has to acknowledge an emit.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a config receiver has to handle a config.
+pub const DEFAULT_CONFIG_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the routes receiver and each hosts receiver have per event.
+pub const DEFAULT_RECEIVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the handshake waits for the initial routes and addresses.
+pub const DEFAULT_INITIAL_WAIT: Duration = Duration::from_secs(1);
+/// How long the handshake waits for the initial config, on top of the config
+/// timeout.
+pub const DEFAULT_CONFIG_INITIAL_WAIT: Duration = Duration::from_secs(5);
+/// How often the client pings the server.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a pong may take before the session is declared dead.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a TCP connect plus WebSocket upgrade may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest message accepted from the server (as the Go client).
+pub const DEFAULT_READ_LIMIT: usize = 4 * 1024 * 1024;
+/// The first delay after a failed attempt.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// The longest delay between failing rounds of attempts.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long a session must stay active for its end to count as a failover
+/// (the next host at once, backoff reset) rather than a failed attempt: one
+/// ping interval.
+pub const DEFAULT_MIN_UPTIME: Duration = DEFAULT_PING_INTERVAL;
+
+/// Everything a session needs, fixed at build time.
+pub(crate) struct Settings {
+    pub(crate) module: String,
+    pub(crate) schema_payload: Bytes,
+    pub(crate) requirements_payload: Bytes,
+    pub(crate) ready_payload: Bytes,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) config_timeout: Duration,
+    pub(crate) receiver_timeout: Duration,
+    pub(crate) initial_wait: Duration,
+    pub(crate) config_initial_wait: Duration,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_limit: usize,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) min_uptime: Duration,
+    pub(crate) config_receiver: Option<Recipient<RemoteConfig>>,
+    /// The last good config on disk (only with a config receiver).
+    pub(crate) config_cache: Option<PathBuf>,
+    pub(crate) routes_receiver: Option<Recipient<RoutesChanged>>,
+    pub(crate) module_receivers: Vec<(String, Recipient<HostsChanged>)>,
+    pub(crate) session_events: Option<Recipient<SessionEvent>>,
+    /// How `wss://` hosts are checked (the system trust store when unset).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsConfig>,
+    /// The rustls configuration, built once, on the first `wss://` attempt
+    /// (or at start when `tls` was given).
+    #[cfg(feature = "tls")]
+    pub(crate) tls_built: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl Settings {
+    /// The rustls configuration for `wss://` hosts.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls_built
+            .get_or_init(|| {
+                self.tls
+                    .clone()
+                    .unwrap_or_default()
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}
+
+/// A setting of [`ClusterClientBuilder`], named by
+/// [`BuildError::InvalidSetting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// [`ClusterClientBuilder::ack_timeout`]
+    AckTimeout,
+    /// [`ClusterClientBuilder::config_timeout`]
+    ConfigTimeout,
+    /// [`ClusterClientBuilder::receiver_timeout`]
+    ReceiverTimeout,
+    /// The interval of [`ClusterClientBuilder::ping`]
+    PingInterval,
+    /// The pong timeout of [`ClusterClientBuilder::ping`]
+    PingTimeout,
+    /// [`ClusterClientBuilder::connect_timeout`]
+    ConnectTimeout,
+    /// [`ClusterClientBuilder::backoff`]
+    Backoff,
+    /// [`ClusterClientBuilder::read_limit`]
+    ReadLimit,
+    /// [`ClusterClientBuilder::config_cache`]
+    ConfigCache,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AckTimeout => "ack timeout",
+            Self::ConfigTimeout => "config timeout",
+            Self::ReceiverTimeout => "receiver timeout",
+            Self::PingInterval => "ping interval",
+            Self::PingTimeout => "ping timeout",
+            Self::ConnectTimeout => "connect timeout",
+            Self::Backoff => "backoff",
+            Self::ReadLimit => "read limit",
+            Self::ConfigCache => "config cache",
+        })
+    }
+}
+
+/// The smallest read limit the client and the embedded server accept.
+pub const MIN_READ_LIMIT: usize = 1024;
