@@ -18,6 +18,7 @@
 //! SIGINT or SIGTERM stops the HTTP server, then closes the cluster session
 //! with 1000.
 
+use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
@@ -26,7 +27,8 @@ use isp_cluster::lb::{BalancedClient, BalancedError, RoundRobin};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     config_schema, hide_secrets, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData,
-    EndpointDescriptor, ModuleInfo, RawJson, ReceiverError, TypedConfig, TRANSPORT_HTTP,
+    EndpointDescriptor, ErrorChain, ModuleInfo, RawJson, ReceiverError, TypedConfig,
+    TRANSPORT_HTTP,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,10 +167,26 @@ fn parse_args() -> Result<Args, String> {
 }
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = parse_args().map_err(std::io::Error::other)?;
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("actix_web_app: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // By Display with its causes, never a Debug dump.
+            eprintln!("actix_web_app: {}", ErrorChain(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // No hosts: run against an embedded config-service.
     let embedded = if args.hosts.is_empty() {
         let server = ConfigServer::builder().start().await?;
@@ -199,7 +217,7 @@ async fn main() -> std::io::Result<()> {
     }
     .start();
     let typed = TypedConfig::new(sink.recipient()).start();
-    let default_config = RawJson::from_value(&Config::default()).map_err(std::io::Error::other)?;
+    let default_config = RawJson::from_value(&Config::default())?;
     let instances = RoundRobin::new("web-app");
     let cluster = ClusterClient::builder(
         info,
@@ -209,8 +227,7 @@ async fn main() -> std::io::Result<()> {
     .remote_config(typed.recipient())
     // Its own module: every live copy of this app, this one included.
     .require_module_upgrader("web-app", instances.clone())
-    .start()
-    .map_err(std::io::Error::other)?;
+    .start()?;
 
     let shared = web::Data::new(Shared {
         cluster: cluster.clone(),

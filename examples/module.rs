@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use actix::prelude::*;
 use isp_cluster::{
-    AddressConfiguration, ClusterClient, ConfigData, HostsChanged, ModuleInfo, RawJson,
+    AddressConfiguration, ClusterClient, ConfigData, ErrorChain, HostsChanged, ModuleInfo, RawJson,
     ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
 };
 use serde_json::json;
@@ -190,10 +190,10 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(ca_file) = &args.ca_file {
         let tls = isp_cluster::TlsConfig::new()
             .add_ca_file(ca_file)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ErrorChain(&e).to_string())?;
         builder = builder.tls(tls);
     }
-    let client = builder.start().map_err(|e| e.to_string())?;
+    let client = builder.start().map_err(|e| ErrorChain(&e).to_string())?;
     shutdown_signal().await;
     log::info!("signal received; closing the session");
     client.close().await;

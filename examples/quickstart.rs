@@ -13,6 +13,8 @@
 //! second instance of auth and of echo appearing (calls spread over both
 //! echoes) and leaving (calls stay on the first), and a graceful shutdown.
 
+use std::error::Error;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +24,9 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use isp_cluster::lb::{BalancedClient, HostsUpgrader, RoundRobin};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
-    config_schema, hide_secrets, AddressConfiguration, ClusterClient, ConfigChanged, ConfigData,
-    HostsChanged, ModuleInfo, RawJson, ReceiverError, RoutesChanged, SessionEvent, TypedConfig,
+    config_schema, hide_secrets, AddressConfiguration, BuildError, ClusterClient, ConfigChanged,
+    ConfigData, ErrorChain, HostsChanged, ModuleInfo, RawJson, ReceiverError, RoutesChanged,
+    SessionEvent, TypedConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -135,12 +138,11 @@ async fn until(seen: &Arc<Mutex<Seen>>, what: &str, cond: impl Fn(&Seen) -> bool
     }
 }
 
-fn auth_module(ip: &str, host: &str) -> ClusterClient {
+fn auth_module(ip: &str, host: &str) -> Result<ClusterClient, BuildError> {
     let info = ModuleInfo::new("auth", "1.0.0", AddressConfiguration::new(ip, "9001"));
     ClusterClient::builder(info, ConfigData::default())
         .hosts([host])
         .start()
-        .expect("valid client settings")
 }
 
 /// An `echo` instance: a module registered at the address its HTTP server
@@ -156,11 +158,9 @@ async fn echo(body: String, me: web::Data<String>) -> HttpResponse {
     HttpResponse::Ok().body(format!("{body:?} from {}", me.get_ref()))
 }
 
-async fn echo_module(config_service: &str) -> Echo {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let local = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+async fn echo_module(config_service: &str) -> Result<Echo, Box<dyn Error>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let local = listener.local_addr()?;
     let addr = local.to_string();
     let me = web::Data::new(addr.clone());
     let http = HttpServer::new(move || {
@@ -170,8 +170,7 @@ async fn echo_module(config_service: &str) -> Echo {
     })
     .workers(1)
     .disable_signals()
-    .listen(listener)
-    .expect("the echo server listens")
+    .listen(listener)?
     .run();
     let handle = http.handle();
     actix::spawn(http);
@@ -179,13 +178,12 @@ async fn echo_module(config_service: &str) -> Echo {
     let info = ModuleInfo::new("echo", "1.0.0", address);
     let cluster = ClusterClient::builder(info, ConfigData::default())
         .hosts([config_service])
-        .start()
-        .expect("valid client settings");
-    Echo {
+        .start()?;
+    Ok(Echo {
         addr,
         cluster,
         http: handle,
-    }
+    })
 }
 
 impl Echo {
@@ -211,25 +209,34 @@ async fn call_echo(client: &BalancedClient, times: usize) {
     }
 }
 
-#[actix::main]
-async fn main() {
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
+    match actix::System::new().block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // By Display with its causes, never a Debug dump.
+            eprintln!("quickstart: {}", ErrorChain(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
 
     let server = ConfigServer::builder()
         .listen("127.0.0.1:0")
         .start()
-        .await
-        .expect("the embedded config-service starts");
+        .await?;
     let host = server.addr().to_string();
     say(format!("config-service: listening on {host}"));
 
-    let auth = auth_module("10.0.0.11", &host);
+    let auth = auth_module("10.0.0.11", &host)?;
     while server.instances("auth").is_empty() {
         actix::clock::sleep(Duration::from_millis(5)).await;
     }
     say("auth: registered at 10.0.0.11:9001".to_owned());
-    let echo1 = echo_module(&host).await;
+    let echo1 = echo_module(&host).await?;
     while server.instances("echo").is_empty() {
         actix::clock::sleep(Duration::from_millis(5)).await;
     }
@@ -252,8 +259,7 @@ async fn main() {
             timeout_ms: 500,
             token: "s3cr3t-token".to_owned(),
         },
-    })
-    .expect("serializable");
+    })?;
     let info = ModuleInfo::new(
         "gateway",
         "1.0.0",
@@ -279,8 +285,7 @@ async fn main() {
         }
     })
     .session_events(gateway_actor.recipient())
-    .start()
-    .expect("valid client settings");
+    .start()?;
     until(&seen, "registration", |s| s.active).await;
     say(format!(
         "gateway: healthcheck {:?}",
@@ -290,7 +295,9 @@ async fn main() {
     call_echo(&echo_client, 2).await;
 
     say("operator: raising gateway's rate limit to 20".to_owned());
-    let mut config = server.config("gateway").expect("gateway has a config");
+    let mut config = server
+        .config("gateway")
+        .ok_or("the config-service holds no config of gateway")?;
     config["rateLimit"] = 20.into();
     server.set_config("gateway", config);
     until(&seen, "config change", |s| {
@@ -299,8 +306,8 @@ async fn main() {
     .await;
 
     say("operator: starting a second instance of auth and of echo".to_owned());
-    let auth2 = auth_module("10.0.0.12", &host);
-    let echo2 = echo_module(&host).await;
+    let auth2 = auth_module("10.0.0.12", &host)?;
+    let echo2 = echo_module(&host).await?;
     until(&seen, "second auth instance", |s| s.auth_hosts.len() == 2).await;
     until(&seen, "second echo instance", |_| {
         echo_pool.hosts().len() == 2
@@ -323,4 +330,5 @@ async fn main() {
     echo1.stop().await;
     server.stop().await;
     say(format!("done in {} ms", started.elapsed().as_millis()));
+    Ok(())
 }

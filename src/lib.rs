@@ -68,6 +68,7 @@
 
 mod client;
 mod config_file;
+mod error_chain;
 pub mod etp;
 mod events;
 mod json;
@@ -78,6 +79,7 @@ mod typed;
 mod types;
 
 pub use client::*;
+pub use error_chain::ErrorChain;
 pub use events::*;
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
@@ -86,6 +88,12 @@ pub use secrets::{
 };
 pub use typed::{config_schema, ConfigChanged, TypedConfig, CONFIG_SCHEMA_TITLE};
 pub use types::*;
+
+/// The `schemars` this crate derives config schemas with (major version 1),
+/// so that an application need not match its version by hand:
+/// `#[derive(isp_cluster::schemars::JsonSchema)]` with
+/// `#[schemars(crate = "isp_cluster::schemars")]`.
+pub use schemars;
 
 /// This crate's version, sent as `libVersion`.
 pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");

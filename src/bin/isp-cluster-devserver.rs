@@ -1,8 +1,10 @@
-//! The embedded config-service, standalone.
+//! The embedded config-service, standalone: a binary of the crate behind the
+//! `devserver` feature, so that it builds without any dev-dependency.
 //!
 //! ```text
-//! cargo run --example config_service -- --listen 127.0.0.1:9001 \
+//! cargo run --features devserver --bin isp-cluster-devserver -- --listen 127.0.0.1:9001 \
 //!     [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
+//! cargo install isp-cluster --features devserver --bin isp-cluster-devserver
 //! ```
 //!
 //! A development and test server, in memory. On loopback (the default) the
@@ -12,7 +14,8 @@
 //! Modules connect to `ws://127.0.0.1:9001/isp-etp/?module_name=NAME`; the
 //! admin API is on the same port, e.g.
 //! `curl -X PUT --data @new.json 127.0.0.1:9001/admin/config/NAME`.
-//! Logs go to stderr (`RUST_LOG=debug` for frames). Ctrl-C or SIGTERM closes
+//! Logs go to stderr; `RUST_LOG` is one level (`error`, `warn`, `info`, the
+//! default, `debug` for frames, `trace` or `off`). Ctrl-C or SIGTERM closes
 //! every session with 1000 and exits.
 
 use std::process::ExitCode;
@@ -20,7 +23,7 @@ use std::process::ExitCode;
 use isp_cluster::server::{ConfigServer, ConfigServerBuilder};
 
 const USAGE: &str =
-    "usage: config_service [--listen ADDR] [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
+    "usage: isp-cluster-devserver [--listen ADDR] [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
   --listen ADDR          address to listen on (default 127.0.0.1:9001)
   --config NAME=FILE     initial remote config of module NAME, a JSON file (repeatable)
   --read-limit BYTES     largest message accepted (default 4194304)
@@ -63,6 +66,46 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<ConfigServerBuil
     Ok(builder)
 }
 
+/// Log lines to stderr at the one level `RUST_LOG` names: what a dev server
+/// needs, without a logging crate (a binary cannot use the crate's
+/// dev-dependencies, and `cargo install` must not need them).
+struct StderrLogger;
+
+impl StderrLogger {
+    fn install() {
+        let level = match std::env::var("RUST_LOG").as_deref().map(str::trim) {
+            Ok("off") => log::LevelFilter::Off,
+            Ok("error") => log::LevelFilter::Error,
+            Ok("warn") => log::LevelFilter::Warn,
+            Ok("debug") => log::LevelFilter::Debug,
+            Ok("trace") => log::LevelFilter::Trace,
+            _ => log::LevelFilter::Info,
+        };
+        if log::set_logger(&StderrLogger).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!(
+                "{:<5} {}: {}",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 /// Ctrl-C or SIGTERM, whichever comes first.
 async fn shutdown_signal() {
     use actix_web::rt::signal;
@@ -93,7 +136,7 @@ async fn shutdown_signal() {
 
 #[actix::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    StderrLogger::install();
     let builder = match parse_args(std::env::args().skip(1)) {
         Ok(builder) => builder,
         Err(e) if e.is_empty() => {
@@ -101,14 +144,14 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("config_service: {e}\n{USAGE}");
+            eprintln!("isp-cluster-devserver: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
     let server = match builder.start().await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("config_service: cannot start: {e}");
+            eprintln!("isp-cluster-devserver: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };

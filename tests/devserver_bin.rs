@@ -1,4 +1,4 @@
-//! The `config_service` example as a process, seen from raw WebSocket
+//! The dev config-service binary (`isp-cluster-devserver`) as a process, seen from raw WebSocket
 //! clients: SIGTERM closes every session with 1000 and exits 0 at once, and a
 //! frame header announcing 1 GiB is refused with 1009 before any of its
 //! payload is buffered.
@@ -15,36 +15,33 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-mod common;
-use common::example_binary;
-
 /// The longest a test waits for something that should happen.
 const WAIT: Duration = Duration::from_secs(5);
 /// SIGTERM → every session closed with 1000 and the process exited 0.
 const SIGTERM_BOUND: Duration = Duration::from_millis(100);
-/// How far the example's resident set may grow while a module sends a
+/// How far the binary's resident set may grow while a module sends a
 /// frame header announcing 1 GiB and then streams payload.
 const RSS_GROWTH_BOUND_KIB: u64 = 4 * 1024;
 
-/// The example, started on an ephemeral loopback port.
-struct Example {
+/// The binary, started on an ephemeral loopback port.
+struct DevServer {
     child: Option<Child>,
     pid: u32,
     addr: String,
 }
 
-impl Example {
-    fn start() -> Example {
-        let mut child = Command::new(example_binary("config_service"))
+impl DevServer {
+    fn start() -> DevServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_isp-cluster-devserver"))
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("the config_service example was built by cargo test");
+            .expect("the isp-cluster-devserver binary was built by cargo test");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
-        // Reads every line, so that the example never blocks on its logs.
+        // Reads every line, so that the binary never blocks on its logs.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("modules connect to ws://").nth(1) {
@@ -55,8 +52,8 @@ impl Example {
         });
         let addr = rx
             .recv_timeout(WAIT)
-            .expect("the example says where it listens");
-        Example {
+            .expect("the binary says where it listens");
+        DevServer {
             pid: child.id(),
             child: Some(child),
             addr,
@@ -67,10 +64,10 @@ impl Example {
         format!("ws://{}/isp-etp/?module_name={module}", self.addr)
     }
 
-    /// `VmRSS` of the example, in KiB.
+    /// `VmRSS` of the binary, in KiB.
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("the example's /proc status");
+            .expect("the binary's /proc status");
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -97,7 +94,7 @@ impl Example {
     }
 }
 
-impl Drop for Example {
+impl Drop for DevServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -132,8 +129,8 @@ async fn request(ws: &mut Ws, name: &str, ack_id: u64, data: &str) {
 }
 
 /// A session through the whole handshake.
-async fn ready_session(example: &Example, module: &str, port: u16) -> Ws {
-    let mut ws = connect(&example.url(module)).await;
+async fn ready_session(server: &DevServer, module: &str, port: u16) -> Ws {
+    let mut ws = connect(&server.url(module)).await;
     let schema = r#"{"version":"1.0.0","schema":{},"config":{}}"#;
     request(&mut ws, "MODULE:SEND_CONFIG_SCHEMA", 1, schema).await;
     let requirements = r#"{"requiredModules":["a"],"requireRoutes":true}"#;
@@ -165,21 +162,21 @@ async fn expect_close_then_eof(ws: &mut Ws) -> Option<CloseCode> {
 
 #[actix::test]
 async fn sigterm_closes_every_session_with_1000_and_exits_0_at_once() {
-    let mut example = Example::start();
+    let mut server = DevServer::start();
     let mut sessions = Vec::new();
     for i in 0..3u16 {
-        sessions.push(ready_session(&example, &format!("m{i}"), 9000 + i).await);
+        sessions.push(ready_session(&server, &format!("m{i}"), 9000 + i).await);
     }
     // Two more that never get past the upgrade.
-    sessions.push(connect(&example.url("idle")).await);
-    sessions.push(connect(&example.url("idle")).await);
+    sessions.push(connect(&server.url("idle")).await);
+    sessions.push(connect(&server.url("idle")).await);
 
-    let (sent, exited) = example.terminate();
+    let (sent, exited) = server.terminate();
     for ws in &mut sessions {
         assert_eq!(expect_close_then_eof(ws).await, Some(CloseCode::Normal));
     }
     let closed = sent.elapsed();
-    let (exit_at, status) = exited.recv_timeout(WAIT).expect("the example exits");
+    let (exit_at, status) = exited.recv_timeout(WAIT).expect("the binary exits");
     let exit = exit_at.duration_since(sent);
     println!("SIGTERM → 5 sessions closed with 1000 by {closed:?}, exit after {exit:?}");
     assert!(status.success(), "{status:?}");
@@ -188,13 +185,13 @@ async fn sigterm_closes_every_session_with_1000_and_exits_0_at_once() {
 }
 
 /// A WebSocket upgrade on a raw TCP connection.
-async fn raw_upgrade(example: &Example, module: &str) -> TcpStream {
-    let mut tcp = TcpStream::connect(&example.addr).await.expect("connect");
+async fn raw_upgrade(server: &DevServer, module: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(&server.addr).await.expect("connect");
     let request = format!(
         "GET /isp-etp/?module_name={module} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Version: 13\r\n\r\n",
-        example.addr
+        server.addr
     );
     tcp.write_all(request.as_bytes()).await.expect("write");
     let mut head = Vec::new();
@@ -214,13 +211,13 @@ async fn raw_upgrade(example: &Example, module: &str) -> TcpStream {
 
 #[actix::test]
 async fn a_1_gib_frame_header_is_refused_with_1009_before_its_payload_is_buffered() {
-    let example = Example::start();
+    let server = DevServer::start();
     // A session through its handshake first, so that the baseline includes
     // what a working session costs.
-    let _warm = ready_session(&example, "warm", 9001).await;
-    let before = example.rss_kib();
+    let _warm = ready_session(&server, "warm", 9001).await;
+    let before = server.rss_kib();
 
-    let tcp = raw_upgrade(&example, "big").await;
+    let tcp = raw_upgrade(&server, "big").await;
     let (mut read, mut write) = tcp.into_split();
     // A masked binary frame announcing 1 GiB, then as much payload as the
     // server takes (it should take none: it closes right after the header).
@@ -264,7 +261,7 @@ async fn a_1_gib_frame_header_is_refused_with_1009_before_its_payload_is_buffere
         Err(_) => panic!("the connection stays open after 1009"),
     }
     let written = writer.await.expect("the writer ends");
-    let after = example.rss_kib();
+    let after = server.rss_kib();
     println!(
         "1 GiB header: 1009; {written} payload bytes accepted by the socket; \
          RSS {before} KiB → {after} KiB"
