@@ -14,7 +14,11 @@
 //! config-service for development and tests (off by default: a production
 //! build does not compile actix-web; enable it in your `[dev-dependencies]`
 //! for your own integration tests). The `tls` feature (on by default) adds
-//! `wss://` hosts.
+//! `wss://` hosts. The `infra` feature adds `infra::Infra`: the
+//! `/internal/metrics`, `/internal/health` and `/internal/status` routes
+//! isp-kit modules serve, for actix-web. Every metric the crate records
+//! goes through the [`metrics`](https://docs.rs/metrics) facade (names in
+//! [`mod@metrics`]).
 //!
 //! # Example
 //!
@@ -72,6 +76,7 @@ pub mod etp;
 mod events;
 mod json;
 pub mod lb;
+pub mod metrics;
 mod offline;
 mod secrets;
 mod typed;
@@ -92,3 +97,6 @@ pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "devserver")]
 pub mod server;
+
+#[cfg(feature = "infra")]
+pub mod infra;

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// What the client is doing now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum SessionState {
     /// Connecting to a node (TCP and WebSocket upgrade).
@@ -26,7 +27,8 @@ pub enum SessionState {
 
 /// The client's state, why, and its counters (what Go's bool healthcheck
 /// does not say).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Status {
     /// What the client is doing.
