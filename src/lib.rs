@@ -70,6 +70,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "bootstrap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bootstrap")))]
+pub mod bootstrap;
 mod client;
 mod config_file;
 pub mod etp;
