@@ -57,12 +57,25 @@ pub struct Status {
 /// health answer and the status it carries always agree.
 pub(crate) struct Shared {
     status: Mutex<Status>,
+    /// The module, for the state gauge (empty: not metered).
+    module: String,
 }
 
 impl Shared {
-    /// A client that has not connected yet.
+    /// A client that has not connected yet, not metered.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::for_module(String::new())
+    }
+
+    /// A client of `module` that has not connected yet; its state is
+    /// metered ([`crate::metrics::SESSION_STATE`]).
+    pub(crate) fn for_module(module: String) -> Self {
+        if !module.is_empty() {
+            crate::metrics::session_state(&module, &SessionState::Connecting);
+        }
         Self {
+            module,
             status: Mutex::new(Status {
                 state: SessionState::Connecting,
                 host: None,
@@ -85,6 +98,9 @@ impl Shared {
     }
 
     pub(crate) fn set_state(&self, state: SessionState, host: Option<&str>) {
+        if !self.module.is_empty() {
+            crate::metrics::session_state(&self.module, &state);
+        }
         self.update(|s| {
             s.state = state;
             if let Some(host) = host {
