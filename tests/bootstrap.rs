@@ -109,7 +109,7 @@ fn load_ok(env: &Environment) -> Bootstrap {
 
 /// The error's text, which must name the file and `key`.
 fn error_naming(env: &Environment, file: &Path, key: &str) -> String {
-    let err = load(env).err().expect("the config is refused").to_string();
+    let err = load(env).expect_err("the config is refused").to_string();
     assert!(err.contains(&file.display().to_string()), "{err}");
     assert!(err.contains(key), "{err}");
     err

@@ -402,15 +402,12 @@ fn metrics_autodiscovery(
     if !config.enable {
         return None;
     }
-    let mut labels = std::collections::BTreeMap::new();
-    labels.insert(
-        "__metrics_path__".to_owned(),
-        crate::infra::METRICS_PATH.to_owned(),
-    );
-    labels.insert("app".to_owned(), local.module_name.clone());
-    labels.extend(config.additional_labels.clone());
     let address = config.address.clone().unwrap_or_else(|| {
         AddressConfiguration::new(outer.ip.clone(), local.infra_server_port.to_string()).host_port()
     });
-    Some(MetricsAutodiscovery { address, labels })
+    Some(MetricsAutodiscovery::for_module(
+        &local.module_name,
+        address,
+        config.additional_labels.clone(),
+    ))
 }
