@@ -16,7 +16,10 @@
 //! for your own integration tests). The `tls` feature (on by default) adds
 //! `wss://` hosts. The `infra` feature adds `infra::Infra`: the
 //! `/internal/metrics`, `/internal/health` and `/internal/status` routes
-//! isp-kit modules serve, for actix-web. Every metric the crate records
+//! isp-kit modules serve, for actix-web. The `bootstrap` feature adds
+//! `bootstrap::Bootstrap`: the client, the offline client and the infra
+//! server built from a Go module's local config files and environment, as
+//! isp-kit's `bootstrap.NewClustered` builds them. Every metric the crate records
 //! goes through the [`metrics`](https://docs.rs/metrics) facade (names in
 //! [`mod@metrics`]).
 //!
