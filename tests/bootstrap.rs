@@ -530,3 +530,43 @@ fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+#[actix::test]
+async fn the_application_checks_run_beside_the_client_under_the_health_timeout() {
+    let server = ConfigServer::builder().start().await.unwrap();
+    let infra_port = free_port();
+    let config = format!(
+        "moduleName: orders\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\ngrpcOuterAddress: {{ip: 127.0.0.1, port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\nhealthcheckHandlerTimeout: 100ms\n",
+        server.addr().port()
+    );
+    let d = Deployment::dev("checks", &config);
+    let boot = load_ok(&d.dev_env())
+        .check("database", || Ok(()))
+        .check("cache", || Err("down".to_owned()))
+        .check("queue", || {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(())
+        });
+    let (recorder, _) = Recorder::start_new();
+    let module = boot.start(recorder.recipient()).await.unwrap();
+    let client = module.client().unwrap().clone();
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+
+    let http = awc::Client::default();
+    let url = format!("http://127.0.0.1:{infra_port}/internal/health");
+    let (status, body) = http_get(&http, &url).await;
+    assert_eq!(status, 500, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    let status_of = |name: &str| health["details"][name][0]["status"].clone();
+    assert_eq!(status_of("configServiceConnection"), "pass", "{body}");
+    assert_eq!(status_of("database"), "pass", "{body}");
+    assert_eq!(status_of("cache"), "fail", "{body}");
+    assert_eq!(health["details"]["cache"][0]["output"], "down", "{body}");
+    assert_eq!(status_of("queue"), "fail", "{body}");
+    assert_eq!(
+        health["details"]["queue"][0]["output"], "no answer within 100ms",
+        "{body}"
+    );
+    module.shutdown().await;
+    server.stop().await;
+}

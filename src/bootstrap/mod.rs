@@ -62,6 +62,7 @@ mod yaml;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Recipient};
@@ -92,6 +93,22 @@ pub struct Bootstrap {
     info: ModuleInfo,
     inner_ip: IpAddr,
     mode: Mode,
+    checks: HealthChecks,
+}
+
+/// A health check of the application: `Err` fails it with that text.
+type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// The application's health checks, by name, for the infra server.
+#[derive(Default)]
+struct HealthChecks(Vec<(String, HealthCheck)>);
+
+impl std::fmt::Debug for HealthChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -195,6 +212,7 @@ impl Bootstrap {
             info,
             inner_ip,
             mode,
+            checks: HealthChecks::default(),
         })
     }
 
@@ -210,6 +228,20 @@ impl Bootstrap {
     #[must_use]
     pub fn transport(mut self, transport: impl Into<String>) -> Self {
         self.info.transport = transport.into();
+        self
+    }
+
+    /// Adds the health check `name` to the infra server's
+    /// `/internal/health`, beside `configServiceConnection` (Go:
+    /// `boot.HealthcheckRegistry.Register(name, checker)`): `Err` fails it
+    /// with that text; it runs under `healthcheckHandlerTimeout`.
+    #[must_use]
+    pub fn check(
+        mut self,
+        name: impl Into<String>,
+        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.checks.0.push((name.into(), Arc::new(check)));
         self
     }
 

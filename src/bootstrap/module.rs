@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix::Recipient;
 
@@ -113,15 +114,19 @@ impl Module {
 
 impl Bootstrap {
     /// The infra routes for `client` (metrics, health with the client as
-    /// `configServiceConnection`, status), with `healthcheckHandlerTimeout`
-    /// when set: to serve on [`infra_addr`](Self::infra_addr), or to mount
+    /// `configServiceConnection` and the checks of [`check`](Self::check),
+    /// status), with `healthcheckHandlerTimeout` when set: to serve on [`infra_addr`](Self::infra_addr), or to mount
     /// on the application's own server with [`Infra::configure`].
     pub fn infra(&self, client: ClusterClient) -> Infra {
-        let infra = Infra::new(client);
-        match self.health_timeout() {
-            Some(timeout) => infra.health_timeout(timeout),
-            None => infra,
+        let mut infra = Infra::new(client);
+        if let Some(timeout) = self.health_timeout() {
+            infra = infra.health_timeout(timeout);
         }
+        for (name, check) in &self.checks.0 {
+            let check = Arc::clone(check);
+            infra = infra.check(name.clone(), move || check());
+        }
+        infra
     }
 
     /// Starts the module: the cluster client (or, with
