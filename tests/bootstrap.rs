@@ -144,6 +144,10 @@ fn a_minimal_dev_config_makes_a_ready_builder() {
     assert_eq!(boot.health_timeout(), None);
     assert_eq!(boot.offline_config_path(), None);
     assert_eq!(boot.local_config().remote_config_override, None);
+    let endpoint = isp_cluster::EndpointDescriptor::new("/api/orders");
+    let boot = boot.transport("http").endpoints(vec![endpoint.clone()]);
+    assert_eq!(boot.module_info().transport, "http");
+    assert_eq!(boot.module_info().endpoints, [endpoint]);
 }
 
 #[test]
@@ -547,10 +551,16 @@ async fn the_application_checks_run_beside_the_client_under_the_health_timeout()
             std::thread::sleep(Duration::from_millis(400));
             Ok(())
         });
-    let (recorder, _) = Recorder::start_new();
-    let module = boot.start(recorder.recipient()).await.unwrap();
+    let (recorder, seen) = Recorder::start_new();
+    let routes = recorder.clone().recipient();
+    let module = boot
+        .start_with(recorder.recipient(), |builder| builder.routes(routes))
+        .await
+        .unwrap();
     let client = module.client().unwrap().clone();
     assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    // What start_with added to the builder is in force: routes come.
+    assert!(wait_until(Duration::from_secs(2), || !seen.routes().is_empty()).await);
 
     let http = awc::Client::default();
     let url = format!("http://127.0.0.1:{infra_port}/internal/health");
