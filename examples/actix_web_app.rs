@@ -14,6 +14,9 @@
 //!   module — through the balanced HTTP client. Start a second copy with the
 //!   same `--hosts` and relays spread over both; stop it and they stay on
 //!   the first.
+//! * `GET /internal/metrics`, `/internal/health` (isp-kit's health+json)
+//!   and `/internal/status`: the infra scope (feature `infra`), mounted on
+//!   the same server.
 //!
 //! SIGINT or SIGTERM stops the HTTP server, then closes the cluster session
 //! with 1000.
@@ -23,6 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use isp_cluster::infra::Infra;
 use isp_cluster::lb::{BalancedClient, BalancedError, RoundRobin};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
@@ -219,6 +223,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let typed = TypedConfig::new(sink.recipient()).start();
     let default_config = RawJson::from_value(&Config::default())?;
     let instances = RoundRobin::new("web-app");
+    // Before the client starts, so that its first attempt is counted.
+    isp_cluster::infra::install_recorder().map_err(std::io::Error::other)?;
     let cluster = ClusterClient::builder(
         info,
         ConfigData::new("1.0.0", config_schema::<Config>(), default_config),
@@ -234,7 +240,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     });
     let current = web::Data::from(current);
     let me = web::Data::new(Me(local.to_string()));
+    let infra = Infra::new(cluster.clone());
     let server = HttpServer::new(move || {
+        let infra = infra.clone();
         // One balanced client per worker (awc lives on one thread), all
         // over the one shared pool.
         let relay_client = BalancedClient::new(instances.clone());
@@ -248,11 +256,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .route("/config", web::get().to(config))
             .route("/echo", web::get().to(echo))
             .route("/relay", web::get().to(relay))
+            .configure(move |cfg| infra.configure(cfg))
     })
     .workers(1)
     .listen(listener)?
     .run();
     log::info!("http on http://{local}");
+    log::info!("metrics at http://{local}/internal/metrics, health at /internal/health");
 
     // actix-web's own signal handling: SIGTERM (or SIGINT) stops the HTTP
     // server gracefully and `server.await` returns. The actors, the cluster

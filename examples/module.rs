@@ -4,18 +4,21 @@
 //! ```sh
 //! cargo run --example module -- --hosts 127.0.0.1:9001[,H2…] --name NAME \
 //!     [--require A,B] [--routes] [--config-file default.json] [--address IP:PORT] \
-//!     [--ca-file ca.pem] [--cache-file last-good.json]
+//!     [--ca-file ca.pem] [--cache-file last-good.json] [--infra IP:PORT]
 //! ```
 //!
 //! Hosts may be `host:port`, `ws://host:port` or `wss://host:port`;
 //! `--ca-file` adds a PEM CA certificate to the system trust store for the
 //! `wss://` ones. `--cache-file` keeps the last good config on disk: a later
-//! run delivers it at once, even while every node is down.
+//! run delivers it at once, even while every node is down. `--infra`
+//! serves `/internal/metrics`, `/internal/health` and `/internal/status` on
+//! that address (port 0: a free one), as isp-kit's infra server does.
 //!
 //! Lines: `{"event":"active","host":…}`, `{"event":"inactive","reason":…}`,
 //! `{"event":"config","config":…,"source":"server"|"cache"}`,
 //! `{"event":"routes","routes":…}`,
-//! `{"event":"hosts","module":…,"hosts":[…]}`. SIGINT or SIGTERM closes the
+//! `{"event":"hosts","module":…,"hosts":[…]}`, and with `--infra` first
+//! `{"event":"infra","address":"IP:PORT"}`. SIGINT or SIGTERM closes the
 //! session with 1000 and exits 0.
 
 use std::io::Write;
@@ -37,6 +40,7 @@ struct Args {
     address: String,
     ca_file: Option<String>,
     cache_file: Option<String>,
+    infra: Option<std::net::SocketAddr>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         address: "127.0.0.1:9000".to_owned(),
         ca_file: None,
         cache_file: None,
+        infra: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +67,13 @@ fn parse_args() -> Result<Args, String> {
             "--address" => args.address = value()?,
             "--ca-file" => args.ca_file = Some(value()?),
             "--cache-file" => args.cache_file = Some(value()?),
+            "--infra" => {
+                let addr = value()?;
+                let parsed = addr
+                    .parse()
+                    .map_err(|_| format!("--infra {addr:?} is not IP:PORT"))?;
+                args.infra = Some(parsed);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -193,10 +205,28 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| ErrorChain(&e).to_string())?;
         builder = builder.tls(tls);
     }
+    if args.infra.is_some() {
+        // Before the client starts, so that its first attempt is counted.
+        isp_cluster::infra::install_recorder()?;
+    }
     let client = builder.start().map_err(|e| ErrorChain(&e).to_string())?;
+    let infra = match args.infra {
+        Some(addr) => {
+            let server = isp_cluster::infra::Infra::new(client.clone())
+                .serve(addr)
+                .await
+                .map_err(|e| format!("cannot serve --infra on {addr}: {e}"))?;
+            emit(json!({"event": "infra", "address": server.addr().to_string()}));
+            Some(server)
+        }
+        None => None,
+    };
     shutdown_signal().await;
     log::info!("signal received; closing the session");
     client.close().await;
+    if let Some(infra) = infra {
+        infra.stop().await;
+    }
     Ok(())
 }
 

@@ -12,6 +12,9 @@
 //! the initial config, calls to echo, a config change pushed and applied, a
 //! second instance of auth and of echo appearing (calls spread over both
 //! echoes) and leaving (calls stay on the first), and a graceful shutdown.
+//! The gateway serves its infra routes (`/internal/metrics`, `/internal/health`,
+//! `/internal/status`) on a port of its own; the story says where, and ends
+//! with what its metrics counted.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use isp_cluster::infra::Infra;
 use isp_cluster::lb::{BalancedClient, HostsUpgrader, RoundRobin};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
@@ -223,6 +227,8 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
+    // Every module of this process records into it from the start.
+    isp_cluster::infra::install_recorder().expect("no other metrics recorder");
 
     let server = ConfigServer::builder()
         .listen("127.0.0.1:0")
@@ -291,6 +297,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
         "gateway: healthcheck {:?}",
         gateway.healthcheck().map_err(|e| e.to_string())
     ));
+    let infra = Infra::new(gateway.clone())
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("the infra server listens");
+    let metrics_url = format!("http://{}/internal/metrics", infra.addr());
+    say(format!(
+        "gateway: metrics at {metrics_url} (and /internal/health, /internal/status)"
+    ));
 
     call_echo(&echo_client, 2).await;
 
@@ -323,6 +337,22 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .await;
     call_echo(&echo_client, 2).await; // both from the first
+
+    match awc::Client::new().get(&metrics_url).send().await {
+        Ok(mut response) => {
+            let text = response.body().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            let counted = text.lines().filter(|l| {
+                l.starts_with(r#"isp_cluster_configs_delivered_total{module="gateway""#)
+                    || l.starts_with(r#"isp_cluster_sessions_established_total{module="gateway""#)
+            });
+            for line in counted {
+                say(format!("gateway metrics: {line}"));
+            }
+        }
+        Err(e) => say(format!("gateway: cannot read its metrics: {e}")),
+    }
+    infra.stop().await;
 
     say("shutting down: closing sessions with 1000".to_owned());
     gateway.close().await;

@@ -14,7 +14,14 @@
 //! config-service for development and tests (off by default: a production
 //! build does not compile actix-web; enable it in your `[dev-dependencies]`
 //! for your own integration tests). The `tls` feature (on by default) adds
-//! `wss://` hosts.
+//! `wss://` hosts. The `infra` feature adds `infra::Infra`: the
+//! `/internal/metrics`, `/internal/health` and `/internal/status` routes
+//! isp-kit modules serve, for actix-web. The `bootstrap` feature adds
+//! `bootstrap::Bootstrap`: the client, the offline client and the infra
+//! server built from a Go module's local config files and environment, as
+//! isp-kit's `bootstrap.NewClustered` builds them. Every metric the crate records
+//! goes through the [`metrics`](https://docs.rs/metrics) facade (names in
+//! [`mod@metrics`]).
 //!
 //! # Example
 //!
@@ -66,6 +73,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "bootstrap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bootstrap")))]
+pub mod bootstrap;
 mod client;
 mod config_file;
 mod error_chain;
@@ -73,6 +83,7 @@ pub mod etp;
 mod events;
 mod json;
 pub mod lb;
+pub mod metrics;
 mod offline;
 mod secrets;
 mod typed;
@@ -100,3 +111,6 @@ pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "devserver")]
 pub mod server;
+
+#[cfg(feature = "infra")]
+pub mod infra;

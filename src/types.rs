@@ -190,6 +190,34 @@ pub struct MetricsAutodiscovery {
     pub labels: BTreeMap<String, String>,
 }
 
+impl MetricsAutodiscovery {
+    /// The path isp-kit's infra server serves metrics on, the label
+    /// `__metrics_path__` tells Prometheus.
+    pub const METRICS_PATH: &'static str = "/internal/metrics";
+
+    /// What isp-kit's `bootstrap` declares for `module` (Go's
+    /// `metricsServiceDiscovery`): `address` (`host:port` of the infra
+    /// server), the labels `__metrics_path__: /internal/metrics` and
+    /// `app: <module>`, then `extra_labels` (isp-kit's `additionalLabels`),
+    /// which win over those two.
+    pub fn for_module<I, K, V>(module: &str, address: impl Into<String>, extra_labels: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut labels = BTreeMap::from([
+            ("__metrics_path__".to_owned(), Self::METRICS_PATH.to_owned()),
+            ("app".to_owned(), module.to_owned()),
+        ]);
+        labels.extend(extra_labels.into_iter().map(|(k, v)| (k.into(), v.into())));
+        Self {
+            address: address.into(),
+            labels,
+        }
+    }
+}
+
 /// One endpoint the module serves. The Go handler is never sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

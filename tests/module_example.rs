@@ -215,3 +215,48 @@ async fn a_cache_file_from_one_run_is_printed_as_source_cache_by_the_next_with_e
     assert!(second.terminate().success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[actix::test]
+async fn serves_metrics_health_and_status_with_infra() {
+    let server = ConfigServer::builder().start().await.unwrap();
+    let host = server.addr().to_string();
+    let mut module = Module::start(&[
+        "--hosts",
+        &host,
+        "--name",
+        "observed",
+        "--infra",
+        "127.0.0.1:0",
+    ]);
+    let infra = module.next().await;
+    assert_eq!(infra["event"], "infra", "{infra}");
+    let address = infra["address"].as_str().unwrap().to_owned();
+    let mut line = module.next().await;
+    while line["event"] != "active" {
+        line = module.next().await;
+    }
+    let http = awc::Client::new();
+    let (status, body) =
+        common::http_get(&http, &format!("http://{address}/internal/health")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(r#"{"status":"pass","details":{"configServiceConnection":"#),
+        "{body}"
+    );
+    let (status, body) =
+        common::http_get(&http, &format!("http://{address}/internal/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.lines()
+            .any(|l| l == r#"isp_cluster_sessions_established_total{module="observed"} 1"#),
+        "{body}"
+    );
+    let (status, body) =
+        common::http_get(&http, &format!("http://{address}/internal/status")).await;
+    assert_eq!(status, 200);
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["state"], "active");
+    assert_eq!(status["host"], host.as_str());
+    assert!(module.terminate().success());
+    server.stop().await;
+}

@@ -23,6 +23,8 @@ fn quickstart_tells_the_whole_story_and_exits_0() {
         "gateway: config changed, rate limit 10 -> 20",
         r#"gateway: auth is at ["10.0.0.11:9001", "10.0.0.12:9001"]"#,
         r#"gateway: auth is at ["10.0.0.11:9001"]"#,
+        r#"gateway metrics: isp_cluster_configs_delivered_total{module="gateway",source="server",outcome="accepted"} 2"#,
+        r#"gateway metrics: isp_cluster_sessions_established_total{module="gateway"} 1"#,
         "shutting down: closing sessions with 1000",
     ] {
         assert!(
@@ -30,6 +32,13 @@ fn quickstart_tells_the_whole_story_and_exits_0() {
             "missing {line:?} in\n{stdout}"
         );
     }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("gateway: metrics at http://127.0.0.1:")
+                && l.contains("/internal/metrics")),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("s3cr3t-token"),
         "the secret is never printed"

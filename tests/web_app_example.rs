@@ -67,6 +67,23 @@ async fn serves_the_hot_config_masks_secrets_and_closes_with_1000_on_sigterm() {
     let (_, config) = get(&format!("{base}/config")).await;
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["database"]["password"], "***");
+    // The infra scope, mounted on the same server.
+    let (status, body) = get(&format!("{base}/internal/health")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(r#"{"status":"pass","details":{"configServiceConnection":"#),
+        "{body}"
+    );
+    let (status, body) = get(&format!("{base}/internal/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.lines()
+            .any(|l| l == r#"isp_cluster_sessions_established_total{module="web-app"} 1"#),
+        "{body}"
+    );
+    let (status, body) = get(&format!("{base}/internal/status")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""state":"active""#), "{body}");
 
     server.set_config(
         "web-app",

@@ -9,13 +9,14 @@ use std::time::Duration;
 use actix::{Actor, Recipient};
 
 use super::connect;
+use super::outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
 use super::settings::*;
 use super::status::Shared;
 use super::supervisor::Supervisor;
 #[cfg(feature = "tls")]
 use super::TlsConfig;
 use super::{BuildError, ClusterClient, HostsChanged, RemoteConfig, RoutesChanged, SessionEvent};
-use crate::types::{ConfigData, ModuleInfo, ModuleRequirements};
+use crate::types::{ConfigData, MetricsAutodiscovery, ModuleInfo, ModuleRequirements};
 
 /// Builds a [`ClusterClient`]; see [`ClusterClient::builder`].
 #[must_use]
@@ -35,6 +36,7 @@ pub struct ClusterClientBuilder {
     backoff_initial: Duration,
     backoff_max: Duration,
     min_uptime: Duration,
+    outage_summary_interval: Duration,
     config_receiver: Option<Recipient<RemoteConfig>>,
     config_cache: Option<PathBuf>,
     routes_receiver: Option<Recipient<RoutesChanged>>,
@@ -80,6 +82,7 @@ impl ClusterClientBuilder {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             min_uptime: DEFAULT_MIN_UPTIME,
+            outage_summary_interval: DEFAULT_OUTAGE_SUMMARY_INTERVAL,
             config_receiver: None,
             config_cache: None,
             routes_receiver: None,
@@ -254,6 +257,40 @@ impl ClusterClientBuilder {
         self
     }
 
+    /// While no session comes up, how often at most the client writes a
+    /// WARN summary of the outage (attempts so far, the last reason);
+    /// default 30 s. The outage's start is one ERROR and its end one INFO;
+    /// each attempt in between is a DEBUG line.
+    pub fn outage_summary_interval(mut self, interval: Duration) -> Self {
+        self.outage_summary_interval = interval;
+        self
+    }
+
+    /// Declares `MetricsAutodiscovery` in `MODULE:READY`, so that Prometheus
+    /// finds the module through the config-service: `address` is where the
+    /// infra server's `/internal/metrics` is (`host:port`), with isp-kit's
+    /// labels (`__metrics_path__`, `app`) and `extra_labels` over them. Go
+    /// sets it from `metricsAutodiscovery` in the local config
+    /// (`bootstrap.metricsServiceDiscovery`); see
+    /// [`MetricsAutodiscovery::for_module`].
+    pub fn metrics_autodiscovery<I, K, V>(
+        mut self,
+        address: impl Into<String>,
+        extra_labels: I,
+    ) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.info.metrics_autodiscovery = Some(MetricsAutodiscovery::for_module(
+            &self.info.module_name,
+            address,
+            extra_labels,
+        ));
+        self
+    }
+
     fn settings(self) -> Result<(Settings, Vec<String>), BuildError> {
         if self.info.module_name.is_empty() {
             return Err(BuildError::NoModuleName);
@@ -271,6 +308,7 @@ impl ClusterClientBuilder {
             (self.ping_interval, Setting::PingInterval),
             (self.ping_timeout, Setting::PingTimeout),
             (self.connect_timeout, Setting::ConnectTimeout),
+            (self.outage_summary_interval, Setting::OutageSummaryInterval),
         ];
         if let Some((_, setting)) = positive.iter().find(|(d, _)| d.is_zero()) {
             return Err(BuildError::InvalidSetting {
@@ -326,6 +364,7 @@ impl ClusterClientBuilder {
                 .map_err(encode("backend declaration"))?
                 .into(),
             ack_timeout: self.ack_timeout,
+            outage_summary_interval: self.outage_summary_interval,
             config_timeout: self.config_timeout,
             receiver_timeout: self.receiver_timeout,
             initial_wait: self.initial_wait,
@@ -365,7 +404,7 @@ impl ClusterClientBuilder {
             return Err(BuildError::NoSystem);
         }
         let (settings, hosts) = self.settings()?;
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::for_module(settings.module.clone()));
         let addr = Supervisor::new(Arc::new(settings), hosts, shared.clone()).start();
         Ok(ClusterClient { addr, shared })
     }

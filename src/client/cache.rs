@@ -122,6 +122,7 @@ impl Inner {
             self.path.display()
         );
         self.shared.update(|s| s.cache_writes_failed += 1);
+        crate::metrics::cache_write_failed(&self.module);
     }
 }
 
@@ -155,7 +156,9 @@ pub(crate) async fn deliver_cached(
     }
     let bytes = file.data.len();
     let config = RemoteConfig::new(file.data, true).with_source(ConfigSource::Cache);
-    match receiver.send(config).timeout(timeout).await {
+    let result = receiver.send(config).timeout(timeout).await;
+    crate::metrics::cached_config_delivered(&module, &result);
+    match result {
         Ok(Ok(())) => log::info!(
             "{tag} cached config from {shown} applied ({bytes} bytes); a node's config replaces it"
         ),

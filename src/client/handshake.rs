@@ -28,6 +28,17 @@ pub(crate) enum Initial {
     Hosts(usize),
 }
 
+impl Initial {
+    /// The receiver kind its deliveries are metered under.
+    pub(crate) fn metered(self) -> crate::metrics::Receiver {
+        match self {
+            Self::Config => crate::metrics::Receiver::Config,
+            Self::Routes => crate::metrics::Receiver::Routes,
+            Self::Hosts(_) => crate::metrics::Receiver::Hosts,
+        }
+    }
+}
+
 /// The handshake's view of one initial event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {

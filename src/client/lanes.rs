@@ -8,7 +8,7 @@
 //! older than what it already saw.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Message, Recipient};
 
@@ -61,6 +61,10 @@ where
     /// The newest message not yet sent, with the event it came from.
     waiting: Option<(M, Cow<'static, str>)>,
     busy: bool,
+    /// When the waiting message's frame arrived.
+    arrived: Option<Instant>,
+    /// When the frame of the message in flight arrived.
+    in_flight_arrived: Option<Instant>,
 }
 
 impl<M: Snapshot> Lane<M>
@@ -74,6 +78,8 @@ where
             timeout,
             waiting: None,
             busy: false,
+            arrived: None,
+            in_flight_arrived: None,
         }
     }
 
@@ -88,6 +94,7 @@ where
             None => false,
         };
         self.waiting = Some((message, event));
+        self.arrived = Some(Instant::now());
         replaced
     }
 
@@ -98,17 +105,21 @@ where
         }
         let next = self.waiting.take()?;
         self.busy = true;
+        self.in_flight_arrived = self.arrived.take();
         Some(next)
     }
 
-    /// The message in flight was answered (or timed out).
-    pub(crate) fn done(&mut self) {
+    /// The message in flight was answered (or timed out); returns how long
+    /// since its frame arrived (the wait behind a busy receiver included).
+    pub(crate) fn done(&mut self) -> Option<Duration> {
         self.busy = false;
+        self.in_flight_arrived.take().map(|at| at.elapsed())
     }
 
     /// Drops the waiting message (the session is closing).
     pub(crate) fn clear(&mut self) {
         self.waiting = None;
+        self.arrived = None;
     }
 }
 
@@ -139,7 +150,7 @@ mod tests {
         assert!(lane.offer(RemoteConfig::new(&b"{\"v\":3}"[..], false), "c".into()));
         assert!(lane.offer(RemoteConfig::new(&b"{\"v\":4}"[..], false), "d".into()));
         assert!(lane.next().is_none(), "one in flight at a time");
-        lane.done();
+        assert!(lane.done().is_some(), "the first frame's arrival is known");
         let (newest, event) = lane.next().expect("the newest waits");
         assert_eq!(newest.as_bytes(), b"{\"v\":4}");
         assert_eq!(event, "d");

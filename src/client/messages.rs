@@ -134,6 +134,35 @@ impl Message for HostsChanged {
     type Result = Result<(), ReceiverError>;
 }
 
+/// An address list for an INFO line: the count and at most
+/// [`ShownHosts::MAX`] addresses, so that a module of hundreds of instances
+/// does not write a line of kilobytes at every change.
+pub(crate) struct ShownHosts<'a>(pub(crate) &'a [String]);
+
+impl ShownHosts<'_> {
+    const MAX: usize = 8;
+}
+
+impl fmt::Display for ShownHosts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hosts = self.0;
+        if hosts.is_empty() {
+            return f.write_str("none (no live instance)");
+        }
+        write!(f, "{} [", hosts.len())?;
+        for (i, host) in hosts.iter().take(Self::MAX).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(host)?;
+        }
+        if hosts.len() > Self::MAX {
+            write!(f, ", … {} more", hosts.len() - Self::MAX)?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// A change of the client's session, for applications and scripts that
 /// want to follow it (see [`crate::ClusterClientBuilder::session_events`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ mod handshake;
 mod lanes;
 mod liveness;
 mod messages;
+mod outage;
 mod session;
 mod settings;
 mod status;
@@ -34,6 +35,7 @@ pub use error::BuildError;
 pub use messages::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
 };
+pub use outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
 pub(crate) use settings::Settings;
 pub use settings::*;
 pub(crate) use status::Shared;

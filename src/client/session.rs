@@ -28,7 +28,7 @@ use super::handshake::{Handshake, Initial};
 use super::lanes::{Lane, Snapshot};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::supervisor::{ConfigAccepted, SessionActive, SessionEnded, Supervisor};
-use super::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
+use super::{ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
@@ -232,6 +232,7 @@ impl Session {
         let timeout = self.settings.ack_timeout;
         let timer = ctx.run_later(timeout, move |act, ctx| {
             if act.pending.remove(&ack_id).is_some() {
+                crate::metrics::ack_timeout(&act.settings.module, event);
                 let reason = format!("no ack for {event} within {timeout:?}");
                 act.fail(reason, CloseCode::Error, ctx);
             }
@@ -373,7 +374,10 @@ impl Session {
                 config,
             } => match config {
                 Ok(data) => self.on_config(name, initial, data, ctx),
-                Err(error) => self.bad_payload(error, ctx),
+                Err(error) => {
+                    crate::metrics::config_invalid(&self.settings.module);
+                    self.bad_payload(error, ctx)
+                }
             },
             Incoming::Routes {
                 event: name,
@@ -466,7 +470,12 @@ impl Session {
             return;
         };
         let module = module.clone();
-        log::debug!("{} hosts of {module}: {hosts:?}", self.tag());
+        log::info!(
+            "{} addresses of {module}: {}",
+            self.tag(),
+            super::messages::ShownHosts(&hosts)
+        );
+        crate::metrics::required_module_hosts(&self.settings.module, &module, hosts.len());
         let event: Cow<'static, str> = module_connected_event(&module).into();
         let Some(lane) = self.module_lanes.get_mut(index) else {
             return;
@@ -502,10 +511,16 @@ impl Session {
         let kept = message.kept_when_accepted();
         let request = lane.recipient.send(message).timeout(lane.timeout);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            if let Some(lane) = lane_of(act) {
-                lane.done();
-            }
-            act.delivered(kind, &receiver, &event, result.map(Into::into), kept, ctx);
+            let waited = lane_of(act).and_then(Lane::done);
+            let result = result.map(Into::into);
+            crate::metrics::delivered(
+                &act.settings.module,
+                kind.metered(),
+                ConfigSource::Server,
+                &result,
+                waited,
+            );
+            act.delivered(kind, &receiver, &event, result, kept, ctx);
             act.pump(kind, lane_of, ctx);
         }));
     }
@@ -581,6 +596,7 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::session_started(&self.settings.module);
         log::info!("{} connected; registering", self.tag());
         self.heartbeat(ctx);
         let schema = self.settings.schema_payload.clone();

@@ -60,6 +60,7 @@ pub(crate) struct Settings {
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) min_uptime: Duration,
+    pub(crate) outage_summary_interval: Duration,
     pub(crate) config_receiver: Option<Recipient<RemoteConfig>>,
     /// The last good config on disk (only with a config receiver).
     pub(crate) config_cache: Option<PathBuf>,
@@ -114,6 +115,8 @@ pub enum Setting {
     ReadLimit,
     /// [`ClusterClientBuilder::config_cache`]
     ConfigCache,
+    /// [`ClusterClientBuilder::outage_summary_interval`]
+    OutageSummaryInterval,
 }
 
 impl fmt::Display for Setting {
@@ -128,6 +131,7 @@ impl fmt::Display for Setting {
             Self::Backoff => "backoff",
             Self::ReadLimit => "read limit",
             Self::ConfigCache => "config cache",
+            Self::OutageSummaryInterval => "outage summary interval",
         })
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// What the client is doing now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum SessionState {
     /// Connecting to a node (TCP and WebSocket upgrade).
@@ -26,7 +27,8 @@ pub enum SessionState {
 
 /// The client's state, why, and its counters (what Go's bool healthcheck
 /// does not say).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Status {
     /// What the client is doing.
@@ -55,12 +57,25 @@ pub struct Status {
 /// health answer and the status it carries always agree.
 pub(crate) struct Shared {
     status: Mutex<Status>,
+    /// The module, for the state gauge (empty: not metered).
+    module: String,
 }
 
 impl Shared {
-    /// A client that has not connected yet.
+    /// A client that has not connected yet, not metered.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::for_module(String::new())
+    }
+
+    /// A client of `module` that has not connected yet; its state is
+    /// metered ([`crate::metrics::SESSION_STATE`]).
+    pub(crate) fn for_module(module: String) -> Self {
+        if !module.is_empty() {
+            crate::metrics::session_state(&module, &SessionState::Connecting);
+        }
         Self {
+            module,
             status: Mutex::new(Status {
                 state: SessionState::Connecting,
                 host: None,
@@ -83,6 +98,9 @@ impl Shared {
     }
 
     pub(crate) fn set_state(&self, state: SessionState, host: Option<&str>) {
+        if !self.module.is_empty() {
+            crate::metrics::session_state(&self.module, &state);
+        }
         self.update(|s| {
             s.state = state;
             if let Some(host) = host {

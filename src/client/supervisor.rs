@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use super::cache::{deliver_cached, CacheWriter};
 use super::connect::connect;
+use super::outage::OutageLog;
 use super::session::{CloseSession, Session};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
@@ -94,12 +95,16 @@ pub(crate) struct Supervisor {
     close_waiters: Vec<oneshot::Sender<()>>,
     /// Writes accepted configs to disk, when a cache file is set.
     cache: Option<CacheWriter>,
+    /// One ERROR, WARN summaries and one INFO per outage.
+    outage: OutageLog,
 }
 
 struct Current {
     id: u64,
     host: String,
     session: Option<Addr<Session>>,
+    /// When its connection attempt began, for the time to READY.
+    started: Instant,
 }
 
 /// A round's delay stays under this fraction of the outage so far
@@ -134,6 +139,7 @@ impl Supervisor {
             .clone()
             .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
         Self {
+            outage: OutageLog::new(settings.outage_summary_interval),
             settings,
             shared,
             hosts,
@@ -181,10 +187,19 @@ impl Supervisor {
             id,
             host: host.clone(),
             session: None,
+            started: Instant::now(),
         });
         self.shared.set_state(SessionState::Connecting, Some(&host));
         self.shared.update(|s| s.sessions_started += 1);
-        log::info!(
+        // During an outage each attempt is a DEBUG line: the outage log
+        // writes its summary.
+        let level = if self.outage.in_outage() {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
             "[module={} session={id} host={host}] connecting",
             self.settings.module
         );
@@ -201,6 +216,10 @@ impl Supervisor {
                     if act.current.as_ref().map(|c| c.id) != Some(id) {
                         return;
                     }
+                    crate::metrics::connect_attempt(
+                        &act.settings.module,
+                        result.as_ref().map(|_| ()).map_err(String::as_str),
+                    );
                     match result {
                         Ok(framed) => {
                             act.shared.set_state(SessionState::Handshaking, Some(&host));
@@ -233,6 +252,9 @@ impl Supervisor {
         let Some(current) = self.current.take_if(|c| c.id == id) else {
             return;
         };
+        if current.session.is_some() {
+            crate::metrics::session_ended(&self.settings.module, &reason);
+        }
         let host = current.host;
         let tag = format!("[module={} session={id} host={host}]", self.settings.module);
         if self.closing {
@@ -277,10 +299,13 @@ impl Supervisor {
             s.last_error = Some(reason.clone());
             s.sessions_failed += 1;
         });
-        if delay.is_zero() {
+        if long_lived {
+            self.outage.lasted();
             log::warn!("{tag} session ended: {reason}; trying the next host now");
         } else {
-            log::error!("{tag} {reason}; next round of hosts in {delay:?}");
+            self.outage.failed(&tag, &reason, delay);
+        }
+        if !delay.is_zero() {
             self.shared
                 .set_state(SessionState::BackingOff { delay }, None);
         }
@@ -352,7 +377,13 @@ impl Handler<SessionActive> for Supervisor {
         }
         self.shared
             .set_state(SessionState::Active, Some(&current.host));
+        let tag = format!(
+            "[module={} session={} host={}]",
+            self.settings.module, current.id, current.host
+        );
+        self.outage.active(&tag);
         self.shared.update(|s| s.sessions_established += 1);
+        crate::metrics::session_established(&self.settings.module, current.started.elapsed());
     }
 }
 

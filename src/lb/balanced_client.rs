@@ -105,6 +105,19 @@ pub enum BalancedError {
     },
 }
 
+impl BalancedError {
+    /// Its `outcome` label in [`crate::metrics::LB_REQUESTS`].
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::NoHosts(_) => "no_hosts",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Timeout { .. } => "timeout",
+            Self::Send { .. } => "send_error",
+        }
+    }
+}
+
 impl fmt::Display for BalancedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -422,6 +435,18 @@ impl BalancedRequest<'_> {
     }
 
     async fn dispatch(self, body: Option<Bytes>) -> Result<ClientResponse, BalancedError> {
+        let module = self.client.pool.module();
+        let result = self.try_hosts(body).await;
+        crate::metrics::lb_request(
+            module,
+            result
+                .as_ref()
+                .map_or_else(BalancedError::outcome, |_| "ok"),
+        );
+        result
+    }
+
+    async fn try_hosts(self, body: Option<Bytes>) -> Result<ClientResponse, BalancedError> {
         let client = self.client;
         let module = || client.pool.module().to_owned();
         if let Some(reason) = self.invalid {
@@ -463,6 +488,7 @@ impl BalancedRequest<'_> {
                         "module {:?}: host {host:?} is not an address: {e}",
                         client.pool.module()
                     );
+                    crate::metrics::lb_host_skipped(client.pool.module());
                     skipped.push((host.to_string(), ConnectFailure::InvalidAddress));
                     continue;
                 }
@@ -486,7 +512,10 @@ impl BalancedRequest<'_> {
                 Ok(response) => return Ok(with_boxed_body(response)),
                 Err(SendRequestError::Timeout) => return Err(timed_out(&skipped, Some(host))),
                 Err(error) => match ConnectFailure::of(&error) {
-                    Some(failure) => skipped.push((host.to_string(), failure)),
+                    Some(failure) => {
+                        crate::metrics::lb_host_skipped(client.pool.module());
+                        skipped.push((host.to_string(), failure));
+                    }
                     None => {
                         return Err(BalancedError::Send {
                             module: module(),

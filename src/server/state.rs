@@ -162,6 +162,7 @@ impl State {
         tx: UnboundedSender<Command>,
     ) -> Arc<AtomicBool> {
         let frozen = Arc::clone(&self.module_mut(module).frozen);
+        crate::metrics::server_session_opened();
         self.sessions.insert(
             id,
             SessionEntry {
@@ -182,6 +183,7 @@ impl State {
         let Some(entry) = self.sessions.remove(&id) else {
             return;
         };
+        crate::metrics::server_session_closed();
         self.unsubscribe(&entry.required_modules, entry.routes_subscribed);
         if entry.instance.is_some() {
             self.push_instances_changed(&entry.module);
@@ -344,6 +346,7 @@ impl State {
                 pushed += 1;
             }
         }
+        crate::metrics::server_pushed("config", pushed);
         pushed
     }
 
@@ -463,18 +466,23 @@ impl State {
         if addresses.is_none() && routes.is_none() {
             return;
         }
+        let (mut address_pushes, mut route_pushes) = (0, 0);
         for entry in self.sessions.values() {
             if let Some(frame) = &addresses {
                 if entry.required_modules.contains(module) {
                     let _ = entry.tx.send(Command::Send(frame.clone()));
+                    address_pushes += 1;
                 }
             }
             if let Some(frame) = &routes {
                 if entry.routes_subscribed {
                     let _ = entry.tx.send(Command::Send(frame.clone()));
+                    route_pushes += 1;
                 }
             }
         }
+        crate::metrics::server_pushed("module_connected", address_pushes);
+        crate::metrics::server_pushed("routes", route_pushes);
     }
 }
 

@@ -1,0 +1,179 @@
+//! A started module: the cluster client (or the offline client) and the
+//! infra server, and how they stop.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Recipient;
+
+use super::Bootstrap;
+use crate::client::{BuildError, ClusterClient, ClusterClientBuilder, RemoteConfig};
+use crate::infra::{Infra, InfraServer};
+use crate::offline::{OfflineClient, OfflineError};
+
+/// Why [`Bootstrap::start`] could not start the module.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The client refused its settings.
+    Build(BuildError),
+    /// Offline mode: the remote config file could not be applied.
+    Offline(OfflineError),
+    /// The infra server could not listen.
+    Infra {
+        /// Its address (`infraServerPort`).
+        addr: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Build(e) => write!(f, "cluster client: {e}"),
+            Self::Offline(e) => write!(f, "offline mode: {e}"),
+            Self::Infra { addr, source } => write!(
+                f,
+                "infra server cannot listen on {addr} (infraServerPort): {source}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Build(e) => Some(e),
+            Self::Offline(e) => Some(e),
+            Self::Infra { source, .. } => Some(source),
+        }
+    }
+}
+
+/// A module started by [`Bootstrap::start`] (Go: `ClusteredBootstrap`):
+/// its cluster client, or in offline mode its offline client, and its infra
+/// server.
+pub struct Module {
+    client: Option<ClusterClient>,
+    offline: Option<OfflineClient>,
+    infra: Option<InfraServer>,
+    binding_address: String,
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Module")
+            .field("client", &self.client)
+            .field("offline", &self.offline)
+            .field("infra_addr", &self.infra_addr())
+            .field("binding_address", &self.binding_address)
+            .finish()
+    }
+}
+
+impl Module {
+    /// The cluster client (`None` in offline mode).
+    pub fn client(&self) -> Option<&ClusterClient> {
+        self.client.as_ref()
+    }
+
+    /// The offline client (`None` unless `CLUSTER_MODE=offline`); call its
+    /// `run()` again to re-read the file, e.g. on SIGHUP.
+    pub fn offline(&self) -> Option<&OfflineClient> {
+        self.offline.as_ref()
+    }
+
+    /// Where the infra server listens, if one runs.
+    pub fn infra_addr(&self) -> Option<SocketAddr> {
+        self.infra.as_ref().map(InfraServer::addr)
+    }
+
+    /// The infra server, if one runs (not in offline mode: its health
+    /// check is the cluster client's).
+    pub fn infra(&self) -> Option<&InfraServer> {
+        self.infra.as_ref()
+    }
+
+    /// Where the module's own server is to listen (`grpcInnerAddress`).
+    pub fn binding_address(&self) -> &str {
+        &self.binding_address
+    }
+
+    /// Closes the session with 1000 and stops the infra server.
+    pub async fn shutdown(self) {
+        if let Some(client) = &self.client {
+            client.close().await;
+        }
+        if let Some(infra) = self.infra {
+            infra.stop().await;
+        }
+    }
+}
+
+impl Bootstrap {
+    /// The infra routes for `client` (metrics, health with the client as
+    /// `configServiceConnection` and the checks of [`check`](Self::check),
+    /// status), with `healthcheckHandlerTimeout` when set: to serve on [`infra_addr`](Self::infra_addr), or to mount
+    /// on the application's own server with [`Infra::configure`].
+    pub fn infra(&self, client: ClusterClient) -> Infra {
+        let mut infra = Infra::new(client);
+        if let Some(timeout) = self.health_timeout() {
+            infra = infra.health_timeout(timeout);
+        }
+        for (name, check) in &self.checks.0 {
+            let check = Arc::clone(check);
+            infra = infra.check(name.clone(), move || check());
+        }
+        infra
+    }
+
+    /// Starts the module: the cluster client (or, with
+    /// `CLUSTER_MODE=offline`, the offline client, which delivers the file
+    /// once before this returns) with `receiver` behind the override layer,
+    /// and the infra server on `infraServerPort`. Call it inside the actix
+    /// System.
+    pub async fn start(self, receiver: Recipient<RemoteConfig>) -> Result<Module, StartError> {
+        self.start_with(receiver, |builder| builder).await
+    }
+
+    /// [`start`](Self::start), letting `customize` add to the client
+    /// builder first (routes, required modules, a config cache, TLS); it is
+    /// not called in offline mode.
+    pub async fn start_with(
+        self,
+        receiver: Recipient<RemoteConfig>,
+        customize: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
+    ) -> Result<Module, StartError> {
+        let binding_address = self.binding_address();
+        let Some(builder) = self.client_builder(receiver.clone()) else {
+            let offline = self.offline_client(receiver);
+            if let Some(offline) = &offline {
+                offline.run().await.map_err(StartError::Offline)?;
+            }
+            return Ok(Module {
+                client: None,
+                offline,
+                infra: None,
+                binding_address,
+            });
+        };
+        let client = customize(builder).start().map_err(StartError::Build)?;
+        let addr = self.infra_addr();
+        let infra = match self.infra(client.clone()).serve(addr).await {
+            Ok(infra) => infra,
+            Err(source) => {
+                // Nothing half-started is left behind.
+                client.close().await;
+                return Err(StartError::Infra { addr, source });
+            }
+        };
+        Ok(Module {
+            client: Some(client),
+            offline: None,
+            infra: Some(infra),
+            binding_address,
+        })
+    }
+}

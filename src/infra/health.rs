@@ -1,0 +1,269 @@
+//! `/internal/health` in isp-kit's format (Go's `healthcheck.Registry`),
+//! byte for byte, so that probes and dashboards made for Go modules read it.
+//!
+//! What isp-kit writes (healthcheck/registry.go and domain.go, encoded with
+//! isp-kit's json package): `Content-Type: application/health+json`, 200
+//! when every check passes and 500 when one fails, and the body
+//!
+//! ```text
+//! {"status":"pass","details":{"configServiceConnection":[{"componentName":"configServiceConnection","componentType":"component","status":"pass","time":"2026-12-01T09:30:00.123Z"}]}}
+//! ```
+//!
+//! followed by a newline. The field names are lowerCamelCase because
+//! isp-kit's json package renames every untagged field so (the same
+//! jsoniter configuration that writes the config-service protocol);
+//! `output` (the check's error) is left out when empty; `time` is UTC with
+//! milliseconds, trailing zeros dropped (isp-kit's `FullDateFormat`,
+//! `2006-01-02T15:04:05.999Z07:00`); strings are escaped as jsoniter's
+//! default configuration does (HTML characters as `\u003c`…). Go writes the
+//! checks in map order (random); here they come sorted by name, one of the
+//! orders Go may write.
+//!
+//! Results are cached for [`CACHE_TIME`], as in Go. Unlike Go, whose whole
+//! handler runs under one `http.TimeoutHandler` (503 `timeout` when the
+//! sum of the checks is too slow), each check runs on the blocking pool
+//! under its own timeout, all at once, and one that does not answer fails
+//! with its name: the answer always comes, and says which check hung.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use actix_web::rt::task::spawn_blocking;
+use actix_web::rt::time::timeout;
+use tokio::sync::Mutex;
+
+/// How long a health answer is reused: isp-kit's `cacheTime`.
+pub const CACHE_TIME: Duration = Duration::from_secs(1);
+
+/// The content type of the health answer.
+pub const CONTENT_TYPE: &str = "application/health+json";
+
+/// A named check: `Err` carries the text shown as `output`.
+pub(crate) type Check = Arc<dyn Fn() -> Result<(), String> + Send + Sync + 'static>;
+
+/// The checks, their timeout and the cached answer: Go's
+/// `healthcheck.Registry`.
+pub(crate) struct Registry {
+    checks: BTreeMap<String, Check>,
+    timeout: Duration,
+    cache: Mutex<Option<(Instant, Answer)>>,
+}
+
+/// One health answer: the status code and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: String,
+}
+
+/// One check's result.
+struct Detail<'a> {
+    name: &'a str,
+    error: Option<String>,
+    time: SystemTime,
+}
+
+impl Registry {
+    pub(crate) fn new(checks: BTreeMap<String, Check>, timeout: Duration) -> Self {
+        Self {
+            checks,
+            timeout,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The answer, from the cache when it is younger than [`CACHE_TIME`].
+    /// Concurrent requests wait for one run of the checks.
+    pub(crate) async fn answer(&self) -> Answer {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, answer)) = cache.as_ref() {
+            if at.elapsed() < CACHE_TIME {
+                return answer.clone();
+            }
+        }
+        let at = Instant::now();
+        let answer = self.run().await;
+        *cache = Some((at, answer.clone()));
+        answer
+    }
+
+    async fn run(&self) -> Answer {
+        let runs = self.checks.iter().map(|(name, check)| {
+            let check = Arc::clone(check);
+            let limit = self.timeout;
+            async move {
+                let error = match timeout(limit, spawn_blocking(move || check())).await {
+                    Ok(Ok(Ok(()))) => None,
+                    Ok(Ok(Err(e))) => Some(e),
+                    Ok(Err(_)) => Some("the check panicked".to_owned()),
+                    Err(_) => Some(format!("no answer within {limit:?}")),
+                };
+                Detail {
+                    name,
+                    error,
+                    time: SystemTime::now(),
+                }
+            }
+        });
+        let details = futures_util::future::join_all(runs).await;
+        render(&details)
+    }
+}
+
+/// The answer for these results, as isp-kit writes it.
+fn render(details: &[Detail<'_>]) -> Answer {
+    let failed = details.iter().any(|d| d.error.is_some());
+    let mut body = String::with_capacity(64 + details.len() * 160);
+    body.push_str(r#"{"status":"#);
+    push_str(&mut body, if failed { "fail" } else { "pass" });
+    body.push_str(r#","details":{"#);
+    for (i, detail) in details.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        push_str(&mut body, detail.name);
+        body.push_str(r#":[{"componentName":"#);
+        push_str(&mut body, detail.name);
+        body.push_str(r#","componentType":"component","status":"#);
+        push_str(
+            &mut body,
+            if detail.error.is_some() {
+                "fail"
+            } else {
+                "pass"
+            },
+        );
+        if let Some(error) = detail.error.as_deref().filter(|e| !e.is_empty()) {
+            body.push_str(r#","output":"#);
+            push_str(&mut body, error);
+        }
+        body.push_str(r#","time":"#);
+        push_str(&mut body, &go_time(detail.time));
+        body.push_str("}]");
+    }
+    body.push_str("}}\n");
+    Answer {
+        status: if failed {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        },
+        body,
+    }
+}
+
+/// A JSON string as jsoniter's default configuration writes it: `"` and
+/// `\` escaped with a backslash, `\n`, `\r`, `\t` by name, other control
+/// characters, `<`, `>`, `&`, U+2028 and U+2029 as `\u00xx`.
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `time` as Go formats `2006-01-02T15:04:05.999Z07:00` in UTC: milliseconds
+/// with trailing zeros (and the dot) dropped.
+pub(crate) fn go_time(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    let millis = since.subsec_millis();
+    if millis > 0 {
+        let fraction = format!("{millis:03}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64, millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn times_are_written_as_go_writes_full_date_format() {
+        assert_eq!(go_time(at(0, 0)), "1970-01-01T00:00:00Z");
+        // 2026-12-01T09:28:23 UTC
+        assert_eq!(go_time(at(1_796_117_303, 120)), "2026-12-01T09:28:23.12Z");
+        assert_eq!(go_time(at(1_796_117_303, 5)), "2026-12-01T09:28:23.005Z");
+        assert_eq!(go_time(at(951_782_400, 999)), "2000-02-29T00:00:00.999Z");
+        assert_eq!(go_time(at(4_107_542_399, 100)), "2100-02-28T23:59:59.1Z");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_jsoniter_does() {
+        let mut out = String::new();
+        push_str(&mut out, "a\"b\\c\nd\te<f>&g\u{1}\u{2028}é");
+        assert_eq!(out, r#""a\"b\\c\nd\te\u003cf\u003e\u0026g\u0001\u2028é""#);
+    }
+
+    #[test]
+    fn a_failing_check_fails_the_whole_answer_and_keeps_its_output() {
+        let details = [
+            Detail {
+                name: "a",
+                error: None,
+                time: at(0, 0),
+            },
+            Detail {
+                name: "b",
+                error: Some("down".into()),
+                time: at(0, 1),
+            },
+        ];
+        let answer = render(&details);
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            answer.body,
+            concat!(
+                r#"{"status":"fail","details":{"#,
+                r#""a":[{"componentName":"a","componentType":"component","status":"pass","time":"1970-01-01T00:00:00Z"}],"#,
+                r#""b":[{"componentName":"b","componentType":"component","status":"fail","output":"down","time":"1970-01-01T00:00:00.001Z"}]"#,
+                "}}\n"
+            )
+        );
+        assert_eq!(render(&[]).body, "{\"status\":\"pass\",\"details\":{}}\n");
+    }
+}

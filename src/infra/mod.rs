@@ -1,0 +1,253 @@
+//! The operator's HTTP scope of a module, as isp-kit's `bootstrap` serves
+//! it on a Go module's infra server (feature `infra`):
+//!
+//! | route | what | Go counterpart |
+//! |---|---|---|
+//! | `GET /internal/metrics` | every metric of the process in Prometheus' text format | `metrics.Registry.MetricsHandler` |
+//! | `GET /internal/health` | the named checks in isp-kit's `application/health+json`, 200 or 500 | `healthcheck.Registry.Handler` |
+//! | `GET /internal/status` | the client's [`Status`](crate::Status) as JSON | (none: Go has a bool only) |
+//!
+//! The cluster client is registered as the check `configServiceConnection`
+//! (as `bootstrap` registers Go's client); add the application's own with
+//! [`Infra::check`]. Mount the scope on the application's own actix-web
+//! server with [`Infra::configure`], or serve it on a port of its own with
+//! [`Infra::serve`] (isp-kit's `infraServerPort`).
+//!
+//! ```no_run
+//! # async fn run(client: isp_cluster::ClusterClient) -> std::io::Result<()> {
+//! use isp_cluster::infra::Infra;
+//!
+//! let infra = Infra::new(client.clone()).check("database", || Ok(()));
+//! let server = infra.serve("127.0.0.1:9091".parse().unwrap()).await?;
+//! println!("metrics at http://{}/internal/metrics", server.addr());
+//! // … on shutdown:
+//! server.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod health;
+mod prometheus;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
+use actix_web::{web, App, HttpResponse, HttpServer};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use health::{CACHE_TIME as HEALTH_CACHE_TIME, CONTENT_TYPE as HEALTH_CONTENT_TYPE};
+pub use prometheus::{
+    builder as prometheus_builder, install_recorder, CONTENT_TYPE as METRICS_CONTENT_TYPE,
+};
+
+use crate::ClusterClient;
+use health::{Check, Registry};
+
+/// The path of the metrics route.
+pub const METRICS_PATH: &str = "/internal/metrics";
+/// The path of the health route.
+pub const HEALTH_PATH: &str = "/internal/health";
+/// The path of the status route.
+pub const STATUS_PATH: &str = "/internal/status";
+/// The name the cluster client's check is registered under, as in isp-kit.
+pub const CLIENT_CHECK: &str = "configServiceConnection";
+/// How long each health check may take: isp-kit's
+/// `healthcheckHandlerTimeout` default.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The infra scope: metrics, health and status routes for actix-web. Go's
+/// counterpart is what isp-kit's `bootstrap` builds: the infra server with
+/// a `healthcheck.Registry` and the metrics registry.
+///
+/// Cheap to clone; every clone (one per actix-web worker) shares the health
+/// cache.
+#[derive(Clone)]
+pub struct Infra {
+    client: ClusterClient,
+    health_timeout: Duration,
+    checks: BTreeMap<String, Check>,
+    metrics: Option<PrometheusHandle>,
+    /// Built on first use, then shared by every worker.
+    registry: Arc<std::sync::OnceLock<Arc<Registry>>>,
+}
+
+impl fmt::Debug for Infra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Infra")
+            .field("health_timeout", &self.health_timeout)
+            .field("checks", &self.checks.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Infra {
+    /// The scope for `client`, registered as the health check
+    /// `configServiceConnection` (Go's `cluster.Client` registered by
+    /// `bootstrap`). Installs the Prometheus recorder
+    /// ([`install_recorder`]) unless [`Infra::metrics_handle`] gives one.
+    pub fn new(client: ClusterClient) -> Self {
+        let check_client = client.clone();
+        let mut checks: BTreeMap<String, Check> = BTreeMap::new();
+        checks.insert(
+            CLIENT_CHECK.to_owned(),
+            Arc::new(move || check_client.healthcheck().map_err(|e| e.to_string())),
+        );
+        Self {
+            client,
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            checks,
+            metrics: None,
+            registry: Arc::default(),
+        }
+    }
+
+    /// How long each health check may take before it counts as failed:
+    /// isp-kit's `healthcheckHandlerTimeout` (default 1 s). Go bounds the
+    /// whole handler with it; here each check has it, and they run at once.
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
+        self.registry = Arc::default();
+        self
+    }
+
+    /// Adds the health check `name` (Go's `healthcheck.Registry.Register`):
+    /// `Err` fails it with that text as its `output`. A second check of the
+    /// same name replaces the first, as in Go. It runs on the blocking pool,
+    /// at most once a second (answers are cached), under the health timeout.
+    pub fn check(
+        mut self,
+        name: impl Into<String>,
+        f: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.checks.insert(name.into(), Arc::new(f));
+        self.registry = Arc::default();
+        self
+    }
+
+    /// Serves this recorder's metrics instead of the one
+    /// [`install_recorder`] installs: for an application that installed its
+    /// own Prometheus recorder (build it with [`prometheus_builder`] to get
+    /// this crate's histogram buckets).
+    pub fn metrics_handle(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .get_or_init(|| Arc::new(Registry::new(self.checks.clone(), self.health_timeout)))
+            .clone()
+    }
+
+    /// Mounts the three routes on an existing `App`:
+    /// `App::new().configure(|cfg| infra.configure(cfg))`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let metrics = match &self.metrics {
+            Some(handle) => Ok(handle.clone()),
+            None => install_recorder(),
+        };
+        if let Err(e) = &metrics {
+            log::warn!(
+                "{METRICS_PATH} serves nothing: {e}; pass its handle to Infra::metrics_handle"
+            );
+        }
+        let registry = self.registry();
+        let client = self.client.clone();
+        cfg.route(
+            METRICS_PATH,
+            web::get().to(move || {
+                let metrics = metrics.clone();
+                async move {
+                    match metrics {
+                        Ok(handle) => HttpResponse::Ok()
+                            .content_type(METRICS_CONTENT_TYPE)
+                            .body(handle.render()),
+                        Err(e) => HttpResponse::ServiceUnavailable()
+                            .content_type(ContentType::plaintext())
+                            .body(e),
+                    }
+                }
+            }),
+        )
+        .route(
+            HEALTH_PATH,
+            web::get().to(move || {
+                let registry = Arc::clone(&registry);
+                async move {
+                    let answer = registry.answer().await;
+                    HttpResponse::build(answer.status)
+                        .content_type(HEALTH_CONTENT_TYPE)
+                        .body(answer.body)
+                }
+            }),
+        )
+        .route(
+            STATUS_PATH,
+            web::get().to(move || {
+                let status = client.status();
+                async move {
+                    HttpResponse::Ok()
+                        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+                        .json(status)
+                }
+            }),
+        );
+    }
+
+    /// Serves the three routes on `addr` (isp-kit's infra server on
+    /// `infraServerPort`), one worker, in the current actix System. Port 0
+    /// picks a free port: [`InfraServer::addr`] says which.
+    pub async fn serve(self, addr: SocketAddr) -> io::Result<InfraServer> {
+        let infra = self;
+        let server = HttpServer::new(move || {
+            let infra = infra.clone();
+            App::new().configure(move |cfg| infra.configure(cfg))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(addr)?;
+        let addr = server.addrs().first().copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, "no address was bound")
+        })?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        log::info!(
+            "infra server listening on {addr} ({METRICS_PATH}, {HEALTH_PATH}, {STATUS_PATH})"
+        );
+        Ok(InfraServer { addr, handle })
+    }
+}
+
+/// A running infra server ([`Infra::serve`]).
+#[derive(Clone)]
+pub struct InfraServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl fmt::Debug for InfraServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InfraServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InfraServer {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it: no new connection, requests under way get a second.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}

@@ -1,0 +1,137 @@
+//! Logs fit for operators: while no node answers, one ERROR when the outage
+//! starts, a WARN summary at most every interval, INFO when it ends; a
+//! required module's address changes at INFO.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use isp_cluster::server::ConfigServer;
+use isp_cluster::{AddressConfiguration, ClusterClient, ConfigData, ModuleInfo};
+
+mod common;
+use common::{wait_until, Recorder};
+
+/// Every record at INFO or above, with its time, as `LEVEL message`.
+struct Capture(Mutex<Vec<(Instant, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Info
+    }
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {}", record.level(), record.args());
+            self.0.lock().unwrap().push((Instant::now(), line));
+        }
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+/// The lines of `module` at `level`, with their times.
+fn lines(module: &str, level: &str) -> Vec<(Instant, String)> {
+    let tag = format!("[module={module} ");
+    CAPTURE
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, l)| l.starts_with(level) && l.contains(&tag))
+        .cloned()
+        .collect()
+}
+
+fn info(name: &str) -> ModuleInfo {
+    ModuleInfo::new(name, "1.0.0", AddressConfiguration::new("10.0.0.4", "9004"))
+}
+
+#[actix::test]
+async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
+    log::set_logger(&CAPTURE).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_host = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let summary = Duration::from_millis(300);
+    let (rec, seen) = Recorder::start_new();
+    let client = ClusterClient::builder(info("outage"), ConfigData::default())
+        .hosts([dead_host])
+        .backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .connect_timeout(Duration::from_millis(300))
+        .outage_summary_interval(summary)
+        .require_module("auth", rec.recipient())
+        .start()
+        .unwrap();
+    let started = Instant::now();
+    actix::clock::sleep(Duration::from_millis(1000)).await;
+    let attempts = client.status().sessions_started;
+    assert!(attempts >= 10, "only {attempts} attempts");
+
+    // One ERROR for the whole outage, not one per attempt.
+    let errors = lines("outage", "ERROR");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].1.contains("no session with the config-service"),
+        "{errors:?}"
+    );
+    assert!(errors[0].1.contains("cannot connect to"), "{errors:?}");
+    // Summaries, at most one per interval, each with the count and reason.
+    let warns = lines("outage", "WARN");
+    let elapsed = started.elapsed();
+    let most = (elapsed.as_millis() / summary.as_millis()) as usize;
+    assert!(
+        !warns.is_empty() && warns.len() <= most,
+        "{} in {elapsed:?}: {warns:#?}",
+        warns.len()
+    );
+    for pair in warns.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= summary, "{warns:#?}");
+    }
+    assert!(warns[0].1.contains("attempts in"), "{warns:?}");
+    assert!(warns[0].1.contains("last: cannot connect to"), "{warns:?}");
+    // Attempts during the outage say nothing at INFO.
+    let connecting: Vec<_> = lines("outage", "INFO")
+        .into_iter()
+        .filter(|(_, l)| l.contains("connecting"))
+        .collect();
+    assert_eq!(connecting.len(), 1, "{connecting:#?}");
+
+    // A node comes: one INFO ends the outage.
+    let server = ConfigServer::builder().start().await.unwrap();
+    client.update_hosts([server.addr().to_string()]).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    let ended: Vec<_> = lines("outage", "INFO")
+        .into_iter()
+        .filter(|(_, l)| l.contains("session with the config-service again after"))
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    assert_eq!(lines("outage", "ERROR").len(), 1);
+
+    // The required module's addresses: the empty list, then one instance.
+    assert!(wait_until(Duration::from_secs(5), || !seen.hosts().is_empty()).await);
+    let auth = ClusterClient::builder(info("auth"), ConfigData::default())
+        .hosts([server.addr().to_string()])
+        .start()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || seen.hosts().len() >= 2).await);
+    let addresses: Vec<String> = lines("outage", "INFO")
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.contains("addresses of auth"))
+        .collect();
+    assert!(
+        addresses
+            .iter()
+            .any(|l| l.ends_with("none (no live instance)")),
+        "{addresses:#?}"
+    );
+    assert!(
+        addresses.iter().any(|l| l.ends_with("1 [10.0.0.4:9004]")),
+        "{addresses:#?}"
+    );
+    auth.close().await;
+    client.close().await;
+    server.stop().await;
+}
