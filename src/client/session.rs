@@ -28,7 +28,9 @@ use super::handshake::{Handshake, Initial};
 use super::lanes::{Lane, Snapshot};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::supervisor::{ConfigAccepted, SessionActive, SessionEnded, Supervisor};
-use super::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
+use super::{
+    HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionState, Settings, Shared,
+};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
@@ -75,6 +77,14 @@ pub(crate) struct Session {
     active_since: Option<Instant>,
     /// `close()` asked for this end.
     closed_by_us: bool,
+    /// The status, written here only when the session outlives its
+    /// supervisor: its runtime is being dropped (see [`Actor::stopping`]).
+    shared: Arc<Shared>,
+    /// The session is being dropped with its runtime: no timer can be set
+    /// any more, and the status says how it ended.
+    teardown: bool,
+    /// The session itself asked to stop (see [`Session::stop_now`]).
+    stop_requested: bool,
 }
 
 impl Session {
@@ -85,6 +95,7 @@ impl Session {
         host: String,
         settings: Arc<Settings>,
         supervisor: Addr<Supervisor>,
+        shared: Arc<Shared>,
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
         Session::create(move |ctx| {
@@ -134,6 +145,9 @@ impl Session {
                 end_reason: None,
                 active_since: None,
                 closed_by_us: false,
+                shared,
+                teardown: false,
+                stop_requested: false,
                 settings,
                 supervisor,
             }
@@ -183,17 +197,28 @@ impl Session {
         }
         if self.sink.write(frame).is_err() {
             // The sink is already closing: nothing more can be said.
-            ctx.stop();
+            self.stop_now(ctx);
             return;
         }
         self.sink.close();
+        if self.teardown {
+            // No timer without a runtime: the sink is polled once more as
+            // the context is dropped, and that is all the time there is.
+            return;
+        }
         ctx.run_later(CLOSE_GRACE, |act, ctx| {
             log::debug!(
                 "{} close handshake not done within {CLOSE_GRACE:?}",
                 act.tag()
             );
-            ctx.stop();
+            act.stop_now(ctx);
         });
+    }
+
+    /// Stops the actor on purpose: [`Actor::stopping`] then lets it go.
+    fn stop_now(&mut self, ctx: &mut Context<Self>) {
+        self.stop_requested = true;
+        ctx.stop();
     }
 
     /// Writes a frame unless the session is closing.
@@ -549,7 +574,7 @@ impl Session {
     fn on_close(&mut self, reason: Option<CloseReason>, ctx: &mut Context<Self>) {
         if let Some(closing) = self.closing.as_mut() {
             if closing.peer_closed() {
-                ctx.stop();
+                self.stop_now(ctx);
             }
             return;
         }
@@ -589,6 +614,27 @@ impl Actor for Session {
         self.emit_with_ack(MODULE_SEND_REQUIREMENTS, requirements, ctx);
     }
 
+    /// Stopped from outside before it closed: its System is stopping, or
+    /// its runtime is being dropped (`#[actix_web::main]` returning,
+    /// `SystemRunner::run` returning after `System::stop`), and actix stops
+    /// the context and polls it once more. The close frame (1000) is written
+    /// now and the actor keeps running for that poll, in which the sink
+    /// flushes it: the config-service sees a normal closure.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if self.closing.is_some() || self.stop_requested {
+            return Running::Stop;
+        }
+        // A runtime being dropped has left its context: no timer, no spawn.
+        self.teardown = tokio::runtime::Handle::try_current().is_err();
+        log::info!(
+            "{} stopped from outside (the actix System is ending): closing (1000)",
+            self.tag()
+        );
+        self.closed_by_us = true;
+        self.begin_close(close_frame(CloseCode::Normal, ""), !self.teardown, ctx);
+        Running::Continue
+    }
+
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let reason = match (self.closed_by_us, self.end_reason.take()) {
@@ -602,6 +648,27 @@ impl Actor for Session {
             active_for: self.active_since.map(|since| since.elapsed()),
             closed_by_us: self.closed_by_us,
         });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.teardown {
+            return;
+        }
+        // The supervisor may be gone already: the session says how the
+        // client ended, and never `Closed` when no close frame went out.
+        let flushed = self.closing.as_ref().is_some_and(Closing::is_flushed);
+        if flushed {
+            self.shared.set_state(SessionState::Closed, None);
+        } else {
+            let reason = "the actix System ended before the close frame was flushed: \
+                          the server saw an abnormal disconnect";
+            log::warn!("{} {reason}", self.tag());
+            self.shared
+                .update(|s| s.last_error = Some(reason.to_owned()));
+            self.shared.set_state(SessionState::Aborted, None);
+        }
     }
 }
 
@@ -625,7 +692,7 @@ impl WriteHandler<ws::ProtocolError> for Session {
             None => true,
         };
         if stop {
-            ctx.stop();
+            self.stop_now(ctx);
         }
     }
 }
@@ -651,7 +718,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 // The connection is gone: there is nobody to say goodbye to.
                 let reason = format!("connection lost: {e}{}", self.pending_note());
                 self.end_reason.get_or_insert(reason);
-                ctx.stop();
+                self.stop_now(ctx);
                 return;
             }
             Err(e) => {
@@ -693,7 +760,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
         if let Some(closing) = self.closing.as_mut() {
             // The peer is done; stop once our close frame is flushed too.
             if closing.peer_closed() {
-                ctx.stop();
+                self.stop_now(ctx);
             }
             return;
         }
@@ -704,7 +771,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             );
             self.end_reason = Some(reason);
         }
-        ctx.stop();
+        self.stop_now(ctx);
     }
 }
 

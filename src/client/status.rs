@@ -20,8 +20,13 @@ pub enum SessionState {
         /// The delay before the next attempt.
         delay: Duration,
     },
-    /// Closed for good by [`ClusterClient::close`].
+    /// Closed for good with close 1000: by [`ClusterClient::close`], or
+    /// because the actix System ended.
     Closed,
+    /// The actix System ended and took the connection with it before the
+    /// close frame could be flushed: the server saw an abnormal disconnect.
+    /// Final, like `Closed`.
+    Aborted,
 }
 
 /// The client's state, why, and its counters (what Go's bool healthcheck

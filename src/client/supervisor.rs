@@ -102,6 +102,11 @@ struct Current {
     session: Option<Addr<Session>>,
 }
 
+/// How often the supervisor checks whether its arbiter was told to stop
+/// (the actix System stopping): the longest a `System::stop` waits for the
+/// close to begin while the application runs on.
+pub(crate) const SYSTEM_STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// A round's delay stays under this fraction of the outage so far
 /// (`outage / OUTAGE_FRACTION`, but at least [`OUTAGE_CAP_FLOOR`]), unless
 /// the round had a flap.
@@ -210,6 +215,7 @@ impl Supervisor {
                                 host,
                                 act.settings.clone(),
                                 ctx.address(),
+                                act.shared.clone(),
                             );
                             if let Some(current) = act.current.as_mut() {
                                 current.session = Some(addr);
@@ -298,6 +304,44 @@ impl Supervisor {
         }
     }
 
+    /// Closes (1000, no restart) once the arbiter the client runs on was
+    /// told to stop: `System::current().stop()` stops every arbiter, while
+    /// an application under `#[actix_web::main]` may run on (actix-web
+    /// restarts its workers), so the client would otherwise stay
+    /// registered. actix offers no stop hook; the arbiter's command channel
+    /// closing is the signal, checked every [`SYSTEM_STOP_CHECK_INTERVAL`].
+    fn watch_the_system(&mut self, ctx: &mut Context<Self>) {
+        let arbiter = Arbiter::current();
+        ctx.run_interval(SYSTEM_STOP_CHECK_INTERVAL, move |act, ctx| {
+            if !arbiter.alive() && !act.closing {
+                log::info!(
+                    "[module={}] the actix System is stopping: closing the session (1000)",
+                    act.settings.module
+                );
+                act.close(ctx);
+            }
+        });
+    }
+
+    /// Stops for good: the session (if any) closes with 1000.
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if let Some(pending) = self.pending.take() {
+            ctx.cancel_future(pending);
+        }
+        match self.current.as_ref().and_then(|c| c.session.clone()) {
+            Some(session) => session.do_send(CloseSession),
+            None => {
+                self.current = None;
+                self.shared.set_state(SessionState::Closed, None);
+                self.finish_close(ctx);
+            }
+        }
+    }
+
     fn finish_close(&mut self, ctx: &mut Context<Self>) {
         for waiter in self.close_waiters.drain(..) {
             let _ = waiter.send(());
@@ -310,6 +354,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.watch_the_system(ctx);
         let cached = self.settings.config_cache.clone();
         let receiver = self.settings.config_receiver.clone();
         if let (Some(path), Some(receiver)) = (cached, receiver) {
@@ -334,7 +379,12 @@ impl Actor for Supervisor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.shared.set_state(SessionState::Closed, None);
+        // With a session still live (the runtime is being dropped), the
+        // session says how it ended: `Closed` only once its close frame is
+        // out.
+        if self.current.as_ref().is_none_or(|c| c.session.is_none()) {
+            self.shared.set_state(SessionState::Closed, None);
+        }
     }
 }
 
@@ -436,20 +486,7 @@ impl Handler<Close> for Supervisor {
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.close_waiters.push(tx);
-        if !self.closing {
-            self.closing = true;
-            if let Some(pending) = self.pending.take() {
-                ctx.cancel_future(pending);
-            }
-            match self.current.as_ref().and_then(|c| c.session.clone()) {
-                Some(session) => session.do_send(CloseSession),
-                None => {
-                    self.current = None;
-                    self.shared.set_state(SessionState::Closed, None);
-                    self.finish_close(ctx);
-                }
-            }
-        }
+        self.close(ctx);
         Box::pin(async move {
             let _ = rx.await;
         })
