@@ -1,9 +1,9 @@
 //! One ETP session on one WebSocket connection: the actor that wires the
 //! pieces together. Frames come in through the read-limited codec
 //! ([`crate::etp::ws`]), events are classified ([`super::dispatch`]), the
-//! handshake decides what is due ([`super::handshake`]), deliveries go
-//! through latest-wins lanes ([`super::lanes`]), and pings and the close
-//! handshake follow [`super::liveness`].
+//! handshake decides what is due ([`super::handshake`]), events go to the
+//! client's delivery actor ([`super::delivery`]), which outlives the
+//! session, and pings and the close handshake follow [`super::liveness`].
 //!
 //! Any failure before `Active` (a non-`ok` ack, an ack timeout, a missing
 //! initial event, a receiver error, an `ERROR_*` event, invalid JSON) ends
@@ -23,14 +23,12 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
 use super::connect::Framed;
+use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
-use super::lanes::{Lane, Snapshot};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
-use super::supervisor::{ConfigAccepted, SessionActive, SessionEnded, Supervisor};
-use super::{
-    HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionState, Settings, Shared,
-};
+use super::supervisor::{SessionActive, SessionEnded, Supervisor};
+use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
@@ -64,9 +62,8 @@ pub(crate) struct Session {
     handshake: Handshake,
     next_ack_id: u64,
     pending: HashMap<u64, PendingAck>,
-    config_lane: Option<Lane<RemoteConfig>>,
-    routes_lane: Option<Lane<RoutesChanged>>,
-    module_lanes: Vec<Lane<HostsChanged>>,
+    /// The client's delivery actor: the receivers' lanes.
+    delivery: Addr<Delivery>,
     fragments: Reassembler,
     heartbeat: Heartbeat,
     /// Set once our close frame is written: nothing is written or delivered
@@ -95,6 +92,7 @@ impl Session {
         host: String,
         settings: Arc<Settings>,
         supervisor: Addr<Supervisor>,
+        delivery: Addr<Delivery>,
         shared: Arc<Shared>,
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
@@ -103,42 +101,18 @@ impl Session {
             // large write is under way shows as the write error it is.
             let sink = SinkWrite::new(FlushOnClose(sink), ctx);
             ctx.add_stream(stream);
-            let config_lane = settings.config_receiver.clone().map(|r| {
-                Lane::new(
-                    "remote config receiver".to_owned(),
-                    r,
-                    settings.config_timeout,
-                )
-            });
-            let routes_lane = settings
-                .routes_receiver
-                .clone()
-                .map(|r| Lane::new("routes receiver".to_owned(), r, settings.receiver_timeout));
-            let module_lanes = settings
-                .module_receivers
-                .iter()
-                .map(|(m, r)| {
-                    Lane::new(
-                        format!("hosts receiver of {m:?}"),
-                        r.clone(),
-                        settings.receiver_timeout,
-                    )
-                })
-                .collect();
             Session {
                 id,
                 host,
                 sink,
                 handshake: Handshake::new(
-                    config_lane.is_some(),
-                    routes_lane.is_some(),
+                    settings.config_receiver.is_some(),
+                    settings.routes_receiver.is_some(),
                     settings.module_receivers.len(),
                 ),
                 next_ack_id: 1,
                 pending: HashMap::new(),
-                config_lane,
-                routes_lane,
-                module_lanes,
+                delivery,
                 fragments: Reassembler::new(settings.read_limit),
                 heartbeat: Heartbeat::default(),
                 closing: None,
@@ -186,15 +160,9 @@ impl Session {
         for (_, pending) in self.pending.drain() {
             ctx.cancel_future(pending.timer);
         }
-        if let Some(lane) = self.config_lane.as_mut() {
-            lane.clear();
-        }
-        if let Some(lane) = self.routes_lane.as_mut() {
-            lane.clear();
-        }
-        for lane in &mut self.module_lanes {
-            lane.clear();
-        }
+        // What waits for a receiver goes with the session; what is in
+        // flight completes.
+        self.delivery.do_send(Withdraw { session: self.id });
         if self.sink.write(frame).is_err() {
             // The sink is already closing: nothing more can be said.
             self.stop_now(ctx);
@@ -333,43 +301,30 @@ impl Session {
         }
     }
 
-    fn delivered(
-        &mut self,
-        kind: Initial,
-        receiver: &str,
-        event: &str,
-        result: Result<Result<(), ReceiverError>, MailboxError>,
-        kept: Option<Bytes>,
-        ctx: &mut Context<Self>,
-    ) {
-        // The receiver applied it, closing or not: it is the last good
-        // config now, and only an accepted one ever reaches the cache.
-        if let (Ok(Ok(())), Some(config)) = (&result, kept) {
-            if self.settings.config_cache.is_some() {
-                self.supervisor.do_send(ConfigAccepted(config));
-            }
-        }
+    /// A delivery this session offered was answered.
+    fn delivered(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
             return;
         }
-        let error = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("{receiver} rejected {event}: {e}")),
-            Err(MailboxError::Timeout) => Some(format!("{receiver} timed out on {event}")),
-            Err(MailboxError::Closed) => Some(format!(
-                "{receiver} is stopped (its mailbox is closed); {event} not delivered"
-            )),
-        };
-        match error {
-            None => {
-                self.handshake.accepted(kind);
+        match msg.outcome {
+            Ok(()) => {
+                self.handshake.accepted(msg.kind);
                 self.maybe_declare(ctx);
             }
-            Some(error) if self.handshake.is_active() => {
-                log::error!("{} {error}", self.tag());
-            }
-            Some(error) => self.fail(error, CloseCode::Error, ctx),
+            // Logged by delivery; after the handshake it changes nothing.
+            Err(_) if self.handshake.is_active() => {}
+            Err(error) => self.fail(error, CloseCode::Error, ctx),
         }
+    }
+
+    /// Hands `item` to the delivery actor.
+    fn offer(&self, event: Cow<'static, str>, item: Item, ctx: &mut Context<Self>) {
+        self.delivery.do_send(Offer {
+            session: self.id,
+            reply: ctx.address().recipient(),
+            event,
+            item,
+        });
     }
 
     // ---- incoming events --------------------------------------------------
@@ -457,33 +412,22 @@ impl Session {
         ctx: &mut Context<Self>,
     ) {
         log::debug!("{} {event}: {}", self.tag(), LogPayload(&data));
-        let Some(lane) = self.config_lane.as_mut() else {
+        if self.settings.config_receiver.is_none() {
             log::debug!("{} no config receiver; {event} dropped", self.tag());
             return;
-        };
-        if lane.offer(RemoteConfig::new(data, initial), event.into()) {
-            log::debug!(
-                "{} a waiting config was replaced by {event} (latest wins)",
-                self.tag()
-            );
         }
+        let config = RemoteConfig::new(data, initial);
+        self.offer(event.into(), Item::Config(config), ctx);
         self.handshake.arrived(Initial::Config);
-        self.pump(Initial::Config, |s| s.config_lane.as_mut(), ctx);
     }
 
     fn on_routes(&mut self, event: &'static str, routes: RoutingConfig, ctx: &mut Context<Self>) {
         log::debug!("{} {event}: {} backends", self.tag(), routes.len());
-        let Some(lane) = self.routes_lane.as_mut() else {
+        if self.settings.routes_receiver.is_none() {
             return;
-        };
-        if lane.offer(RoutesChanged(routes), event.into()) {
-            log::debug!(
-                "{} a waiting routing table was replaced by {event} (latest wins)",
-                self.tag()
-            );
         }
+        self.offer(event.into(), Item::Routes(RoutesChanged(routes)), ctx);
         self.handshake.arrived(Initial::Routes);
-        self.pump(Initial::Routes, |s| s.routes_lane.as_mut(), ctx);
     }
 
     fn on_hosts(&mut self, index: usize, hosts: Vec<String>, ctx: &mut Context<Self>) {
@@ -493,46 +437,12 @@ impl Session {
         let module = module.clone();
         log::debug!("{} hosts of {module}: {hosts:?}", self.tag());
         let event: Cow<'static, str> = module_connected_event(&module).into();
-        let Some(lane) = self.module_lanes.get_mut(index) else {
-            return;
-        };
-        if lane.offer(HostsChanged { module, hosts }, event) {
-            log::debug!("{} waiting addresses replaced (latest wins)", self.tag());
-        }
-        self.handshake.arrived(Initial::Hosts(index));
-        self.pump(
-            Initial::Hosts(index),
-            move |s| s.module_lanes.get_mut(index),
+        self.offer(
+            event,
+            Item::Hosts(index, HostsChanged { module, hosts }),
             ctx,
         );
-    }
-
-    /// Sends the lane's waiting message unless one is in flight or the
-    /// session is closing; on completion records the outcome and sends the
-    /// next.
-    fn pump<M, F>(&mut self, kind: Initial, lane_of: F, ctx: &mut Context<Self>)
-    where
-        M: Snapshot,
-        M::Result: Send + Into<Result<(), ReceiverError>>,
-        F: Fn(&mut Session) -> Option<&mut Lane<M>> + Copy + 'static,
-    {
-        if self.closing.is_some() {
-            return;
-        }
-        let Some(lane) = lane_of(self) else { return };
-        let Some((message, event)) = lane.next() else {
-            return;
-        };
-        let receiver = lane.name.clone();
-        let kept = message.kept_when_accepted();
-        let request = lane.recipient.send(message).timeout(lane.timeout);
-        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            if let Some(lane) = lane_of(act) {
-                lane.done();
-            }
-            act.delivered(kind, &receiver, &event, result.map(Into::into), kept, ctx);
-            act.pump(kind, lane_of, ctx);
-        }));
+        self.handshake.arrived(Initial::Hosts(index));
     }
 
     // ---- liveness -----------------------------------------------------------
@@ -637,6 +547,7 @@ impl Actor for Session {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.delivery.do_send(Withdraw { session: self.id });
         let reason = match (self.closed_by_us, self.end_reason.take()) {
             (true, _) => "closed by the client".to_owned(),
             (false, Some(reason)) => reason,
@@ -786,5 +697,13 @@ impl Handler<CloseSession> for Session {
         self.closed_by_us = true;
         // Wait for the server's close frame, but not for ever.
         self.begin_close(close_frame(CloseCode::Normal, ""), true, ctx);
+    }
+}
+
+impl Handler<Delivered> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        self.delivered(msg, ctx);
     }
 }

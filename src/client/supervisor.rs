@@ -22,8 +22,8 @@ use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use tokio::sync::oneshot;
 
-use super::cache::{deliver_cached, CacheWriter};
 use super::connect::connect;
+use super::delivery::{DeliverCached, Delivery, Drain};
 use super::session::{CloseSession, Session};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
@@ -47,14 +47,6 @@ pub(crate) struct SessionActive {
 }
 
 impl Message for SessionActive {
-    type Result = ();
-}
-
-/// The config receiver accepted this config: the last good one, for the
-/// cache.
-pub(crate) struct ConfigAccepted(pub(crate) bytes::Bytes);
-
-impl Message for ConfigAccepted {
     type Result = ();
 }
 
@@ -92,8 +84,8 @@ pub(crate) struct Supervisor {
     pending: Option<SpawnHandle>,
     closing: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
-    /// Writes accepted configs to disk, when a cache file is set.
-    cache: Option<CacheWriter>,
+    /// The receivers' lanes and the cache writer: as long as the client.
+    delivery: Addr<Delivery>,
 }
 
 struct Current {
@@ -134,10 +126,7 @@ impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
         let backoff = backoff(settings.backoff_initial, settings.backoff_max);
         let next_host = rand::random_range(0..hosts.len().max(1));
-        let cache = settings
-            .config_cache
-            .clone()
-            .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
+        let delivery = Delivery::new(settings.clone(), shared.clone()).start();
         Self {
             settings,
             shared,
@@ -152,7 +141,7 @@ impl Supervisor {
             pending: None,
             closing: false,
             close_waiters: Vec::new(),
-            cache,
+            delivery,
         }
     }
 
@@ -215,6 +204,7 @@ impl Supervisor {
                                 host,
                                 act.settings.clone(),
                                 ctx.address(),
+                                act.delivery.clone(),
                                 act.shared.clone(),
                             );
                             if let Some(current) = act.current.as_mut() {
@@ -342,11 +332,21 @@ impl Supervisor {
         }
     }
 
+    /// The session is closed: once a config delivery in flight was
+    /// answered and the cache write it caused is on disk (both bounded),
+    /// `close()` returns and the supervisor stops.
     fn finish_close(&mut self, ctx: &mut Context<Self>) {
-        for waiter in self.close_waiters.drain(..) {
-            let _ = waiter.send(());
-        }
-        ctx.stop();
+        ctx.wait(
+            self.delivery
+                .send(Drain)
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    for waiter in act.close_waiters.drain(..) {
+                        let _ = waiter.send(());
+                    }
+                    ctx.stop();
+                }),
+        );
     }
 }
 
@@ -355,23 +355,16 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.watch_the_system(ctx);
-        let cached = self.settings.config_cache.clone();
-        let receiver = self.settings.config_receiver.clone();
-        if let (Some(path), Some(receiver)) = (cached, receiver) {
+        if self.settings.config_cache.is_some() {
             // The cached config goes first, and alone: no message (hosts,
             // close) is handled and no attempt starts until the receiver
             // answered it, so a node's config always follows it and a late
             // cached config can never overwrite a node's.
-            let deliver = deliver_cached(
-                path,
-                self.settings.module.clone(),
-                receiver,
-                self.settings.config_timeout,
-            );
             ctx.wait(
-                deliver
+                self.delivery
+                    .send(DeliverCached)
                     .into_actor(self)
-                    .map(|(), act, ctx| act.attempt(ctx)),
+                    .map(|_, act, ctx| act.attempt(ctx)),
             );
             return;
         }
@@ -402,18 +395,11 @@ impl Handler<SessionActive> for Supervisor {
         }
         self.shared
             .set_state(SessionState::Active, Some(&current.host));
-        self.shared.update(|s| s.sessions_established += 1);
-    }
-}
-
-impl Handler<ConfigAccepted> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ConfigAccepted, _: &mut Context<Self>) {
-        // Whatever session it came from: the receiver applied it.
-        if let Some(cache) = &self.cache {
-            cache.offer(msg.0);
-        }
+        // Why the previous session ended is history now, not a fault.
+        self.shared.update(|s| {
+            s.sessions_established += 1;
+            s.last_error = None;
+        });
     }
 }
 
