@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
@@ -27,7 +27,6 @@ use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
-use super::supervisor::{SessionActive, SessionEnded, Supervisor};
 use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
@@ -48,6 +47,36 @@ impl Message for CloseSession {
     type Result = ();
 }
 
+/// A session's `MODULE:READY` was acknowledged.
+pub(crate) struct SessionActive {
+    pub(crate) id: u64,
+}
+
+impl Message for SessionActive {
+    type Result = ();
+}
+
+/// A session (or a connection attempt) ended.
+pub(crate) struct SessionEnded {
+    pub(crate) id: u64,
+    pub(crate) reason: String,
+    /// How long it had been active, if it became active.
+    pub(crate) active_for: Option<Duration>,
+    /// It ended because the client closed it (`close()`, or its host was
+    /// removed by `update_hosts`).
+    pub(crate) closed_by_us: bool,
+}
+
+impl Message for SessionEnded {
+    type Result = ();
+}
+
+/// Where a session reports how it goes.
+pub(crate) struct Reports {
+    pub(crate) active: Recipient<SessionActive>,
+    pub(crate) ended: Recipient<SessionEnded>,
+}
+
 struct PendingAck {
     event: &'static str,
     timer: SpawnHandle,
@@ -57,7 +86,8 @@ pub(crate) struct Session {
     id: u64,
     host: String,
     settings: Arc<Settings>,
-    supervisor: Addr<Supervisor>,
+    /// Where the session reports (the supervisor).
+    reports: Reports,
     sink: SinkWrite<ws::Message, Sink>,
     handshake: Handshake,
     next_ack_id: u64,
@@ -91,7 +121,7 @@ impl Session {
         id: u64,
         host: String,
         settings: Arc<Settings>,
-        supervisor: Addr<Supervisor>,
+        reports: Reports,
         delivery: Addr<Delivery>,
         shared: Arc<Shared>,
     ) -> Addr<Session> {
@@ -123,7 +153,7 @@ impl Session {
                 teardown: false,
                 stop_requested: false,
                 settings,
-                supervisor,
+                reports,
             }
         })
     }
@@ -257,7 +287,7 @@ impl Session {
                 self.handshake.activated();
                 self.active_since = Some(Instant::now());
                 log::info!("{} active", self.tag());
-                self.supervisor.do_send(SessionActive { id: self.id });
+                self.reports.active.do_send(SessionActive { id: self.id });
                 // Sent from here, not from the supervisor, so that it reaches
                 // an actor that also receives configs before any later event.
                 if let Some(events) = &self.settings.session_events {
@@ -553,7 +583,7 @@ impl Actor for Session {
             (false, Some(reason)) => reason,
             (false, None) => "session stopped".to_owned(),
         };
-        self.supervisor.do_send(SessionEnded {
+        self.reports.ended.do_send(SessionEnded {
             id: self.id,
             reason,
             active_for: self.active_since.map(|since| since.elapsed()),

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::connect::connect;
 use super::delivery::{DeliverCached, Delivery, Drain};
-use super::session::{CloseSession, Session};
+use super::session::{CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
 /// Stop for good (the handle's `close()`).
@@ -38,30 +38,6 @@ impl Message for Close {
 pub(crate) struct UpdateHosts(pub(crate) Vec<String>);
 
 impl Message for UpdateHosts {
-    type Result = ();
-}
-
-/// A session's `MODULE:READY` was acknowledged.
-pub(crate) struct SessionActive {
-    pub(crate) id: u64,
-}
-
-impl Message for SessionActive {
-    type Result = ();
-}
-
-/// A session (or a connection attempt) ended.
-pub(crate) struct SessionEnded {
-    pub(crate) id: u64,
-    pub(crate) reason: String,
-    /// How long it had been active, if it became active.
-    pub(crate) active_for: Option<Duration>,
-    /// It ended because the client closed it (`close()`, or its host was
-    /// removed by `update_hosts`).
-    pub(crate) closed_by_us: bool,
-}
-
-impl Message for SessionEnded {
     type Result = ();
 }
 
@@ -203,7 +179,10 @@ impl Supervisor {
                                 id,
                                 host,
                                 act.settings.clone(),
-                                ctx.address(),
+                                Reports {
+                                    active: ctx.address().recipient(),
+                                    ended: ctx.address().recipient(),
+                                },
                                 act.delivery.clone(),
                                 act.shared.clone(),
                             );
