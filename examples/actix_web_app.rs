@@ -142,6 +142,9 @@ async fn relay(request: HttpRequest, instances: web::Data<BalancedClient>) -> Ht
     }
 }
 
+/// How long the app waits for its first config before it gives up.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 struct Args {
     hosts: Vec<String>,
     listen: String,
@@ -211,6 +214,12 @@ async fn main() -> std::io::Result<()> {
     .require_module_upgrader("web-app", instances.clone())
     .start()
     .map_err(std::io::Error::other)?;
+    // Serve only once the first remote config is applied: a handler never
+    // answers from the default config.
+    cluster
+        .ready(READY_TIMEOUT)
+        .await
+        .map_err(std::io::Error::other)?;
 
     let shared = web::Data::new(Shared {
         cluster: cluster.clone(),
@@ -238,9 +247,9 @@ async fn main() -> std::io::Result<()> {
     log::info!("http on http://{local}");
 
     // actix-web's own signal handling: SIGTERM (or SIGINT) stops the HTTP
-    // server gracefully and `server.await` returns. The actors, the cluster
-    // client among them, still run until `main` returns, so the session
-    // closes with 1000 and the config-service logs a normal disconnect.
+    // server gracefully and `server.await` returns. The session would close
+    // with 1000 by itself when `main` returns; `close()` also waits for it
+    // (and for a config cache write in flight).
     server.await?;
     log::info!("http stopped: closing the cluster session");
     cluster.close().await;

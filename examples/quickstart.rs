@@ -120,6 +120,9 @@ impl Handler<SessionEvent> for Gateway {
     }
 }
 
+/// How long each module may take to register with the embedded server.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn say(line: String) {
     println!("{line}");
 }
@@ -225,14 +228,14 @@ async fn main() {
     say(format!("config-service: listening on {host}"));
 
     let auth = auth_module("10.0.0.11", &host);
-    while server.instances("auth").is_empty() {
-        actix::clock::sleep(Duration::from_millis(5)).await;
-    }
+    auth.ready(READY_TIMEOUT).await.expect("auth registers");
     say("auth: registered at 10.0.0.11:9001".to_owned());
     let echo1 = echo_module(&host).await;
-    while server.instances("echo").is_empty() {
-        actix::clock::sleep(Duration::from_millis(5)).await;
-    }
+    echo1
+        .cluster
+        .ready(READY_TIMEOUT)
+        .await
+        .expect("echo registers");
     say(format!(
         "echo: registered at {}, serving POST /echo",
         echo1.addr
@@ -281,6 +284,8 @@ async fn main() {
     .session_events(gateway_actor.recipient())
     .start()
     .expect("valid client settings");
+    // The story waits for the gateway's own event, so that its line comes
+    // first; `ready()` is the way without an event receiver.
     until(&seen, "registration", |s| s.active).await;
     say(format!(
         "gateway: healthcheck {:?}",

@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use isp_cluster::server::ConfigServer;
-use isp_cluster::{
-    AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson, SessionState,
-};
+use isp_cluster::{AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson};
 
 const CHILD_ENV: &str = "SHUTDOWN_CHILD";
 const MODULE: &str = "shutdown-app";
@@ -238,9 +236,7 @@ fn client(hosts: String) -> ClusterClient {
 
 /// Waits until the module is registered.
 async fn registered(client: &ClusterClient) {
-    while client.healthcheck().is_err() {
-        actix::clock::sleep(Duration::from_millis(5)).await;
-    }
+    client.ready(STEP_TIMEOUT).await.expect("registered");
 }
 
 /// A line on stdin, as a future on the actix thread.
@@ -349,5 +345,4 @@ fn child_runner(hosts: String) {
     let _ = system.run();
     // The runtime is gone: the status says how the session ended.
     say(&format!("status {:?}", client.status().state));
-    let _ = SessionState::Closed;
 }
