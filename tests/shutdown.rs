@@ -11,7 +11,9 @@
 //! * `sigterm` — `#[actix_web::main]`, actix-web's own SIGTERM handling
 //!   stops the server and `main` returns, no `close()`;
 //! * `runner` — `System::new()` + `run()`, a task calls
-//!   `System::current().stop()`.
+//!   `System::current().stop()`;
+//! * `return-wss` — `return` over `wss://`: the close frame goes through
+//!   TLS (only when named: it is known to lose the frame at times).
 //!
 //! A plain `main` (no test harness): the child modes must own their
 //! process, and `#[actix_web::main]` must be the real macro.
@@ -24,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use isp_cluster::server::ConfigServer;
-use isp_cluster::{AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson};
+use isp_cluster::{
+    AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson, TlsConfig,
+};
 
 const CHILD_ENV: &str = "SHUTDOWN_CHILD";
 const MODULE: &str = "shutdown-app";
@@ -44,6 +48,7 @@ fn main() {
             "return" => child_return(hosts),
             "sigterm" => child_sigterm(hosts),
             "runner" => child_runner(hosts),
+            "return-wss" => child_return(hosts),
             other => panic!("unknown child mode {other}"),
         }
         return;
@@ -53,8 +58,14 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let mut failed = Vec::new();
-    for mode in ["stop", "return", "sigterm", "runner"] {
+    for mode in ["stop", "return", "sigterm", "runner", "return-wss"] {
         if !filter.is_empty() && !filter.iter().any(|f| mode.contains(f.as_str())) {
+            continue;
+        }
+        // Known to lose the close frame in about 4 runs of 10 against the
+        // embedded server (see the README's shutdown section): run only
+        // when named, `cargo test --test shutdown wss`.
+        if mode.ends_with("-wss") && !filter.iter().any(|f| f.contains("wss")) {
             continue;
         }
         let outcome = actix_rt::System::new().block_on(run_case(mode));
@@ -76,13 +87,27 @@ fn main() {
 
 /// Runs one child to its end and checks what the server saw.
 async fn run_case(mode: &str) -> Result<String, String> {
-    let server = ConfigServer::builder()
-        .start()
-        .await
-        .map_err(|e| e.to_string())?;
+    let (server, hosts, ca) = if mode.ends_with("-wss") {
+        let (ca, chain, key) = test_certificates();
+        let server = ConfigServer::builder()
+            .tls(chain.as_bytes(), key.as_bytes())
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        let hosts = format!("wss://{}", server.addr());
+        (server, hosts, ca)
+    } else {
+        let server = ConfigServer::builder()
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        let hosts = server.addr().to_string();
+        (server, hosts, String::new())
+    };
     let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .env(CHILD_ENV, mode)
-        .env("SHUTDOWN_HOSTS", server.addr().to_string())
+        .env("SHUTDOWN_HOSTS", hosts)
+        .env("SHUTDOWN_CA_PEM", ca)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_default())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -188,6 +213,24 @@ async fn drive(
     ))
 }
 
+/// A CA made for this run and a certificate for 127.0.0.1 it signed: (CA
+/// PEM, chain PEM, key PEM).
+fn test_certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "isp-cluster shutdown test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
 /// The child's stdout, line by line, from a thread.
 fn child_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("piped stdout");
@@ -225,13 +268,20 @@ fn init_logs() {
 fn client(hosts: String) -> ClusterClient {
     let info = ModuleInfo::new(MODULE, "1.0.0", AddressConfiguration::new("127.0.0.1", "1"));
     let schema = RawJson::from_value(&serde_json::json!({"type": "object"})).unwrap();
-    ClusterClient::builder(
+    let mut builder = ClusterClient::builder(
         info,
         ConfigData::new("1.0.0", schema, RawJson::empty_object()),
     )
-    .hosts([hosts])
-    .start()
-    .expect("a valid client")
+    .hosts([hosts]);
+    let ca = std::env::var("SHUTDOWN_CA_PEM").unwrap_or_default();
+    if !ca.is_empty() {
+        let tls = TlsConfig::new()
+            .without_os_roots()
+            .add_ca_pem(ca.as_bytes())
+            .expect("the test CA");
+        builder = builder.tls(tls);
+    }
+    builder.start().expect("a valid client")
 }
 
 /// Waits until the module is registered.

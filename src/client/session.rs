@@ -600,6 +600,10 @@ impl Drop for Session {
         // The supervisor may be gone already: the session says how the
         // client ended, and never `Closed` when no close frame went out.
         let flushed = self.closing.as_ref().is_some_and(Closing::is_flushed);
+        log::debug!(
+            "{} dropped with its runtime; close frame flushed: {flushed}",
+            self.tag()
+        );
         if flushed {
             self.shared.set_state(SessionState::Closed, None);
         } else {
