@@ -175,30 +175,36 @@ impl Delivery {
     {
         let Some(lane) = lane_of(self) else { return };
         let Some(next) = lane.next() else { return };
-        let receiver = lane.name.clone();
-        let facts = next.message.facts();
+        let sent = Sent {
+            kind,
+            receiver: lane.name.clone(),
+            facts: next.message.facts(),
+            event: next.event,
+            origin: next.origin,
+        };
         let request = lane.recipient.send(next.message).timeout(lane.timeout);
-        let (event, origin) = (next.event, next.origin);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             if let Some(lane) = lane_of(act) {
                 lane.done();
             }
-            act.delivered(kind, &receiver, &event, origin, facts, result, ctx);
+            act.delivered(sent, result);
             act.pump(kind, lane_of, ctx);
         }));
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records how `sent` went and tells its origin.
     fn delivered<R: Into<Result<(), ReceiverError>>>(
         &mut self,
-        kind: Initial,
-        receiver: &str,
-        event: &str,
-        origin: Origin,
-        facts: Facts,
+        sent: Sent,
         result: Result<R, MailboxError>,
-        _: &mut Context<Self>,
     ) {
+        let Sent {
+            kind,
+            receiver,
+            event,
+            origin,
+            facts,
+        } = sent;
         let tag = self.tag(&origin);
         let outcome = match result.map(Into::into) {
             Ok(Ok(())) => {
@@ -263,6 +269,15 @@ impl Delivery {
             log::debug!("{tag} a waiting config was replaced by a newer one (latest wins)");
         }
     }
+}
+
+/// A message sent to its receiver, what its answer is recorded with.
+struct Sent {
+    kind: Initial,
+    receiver: String,
+    event: Cow<'static, str>,
+    origin: Origin,
+    facts: Facts,
 }
 
 /// What to remember about a message after it was sent.
