@@ -37,7 +37,7 @@ pub enum SessionState {
         /// The delay before the next attempt.
         delay: Duration,
     },
-    /// Closed for good with close 1000: by [`ClusterClient::close`], or
+    /// Closed for good with close 1000: by [`ClusterClient::close`](super::ClusterClient::close), or
     /// because the actix System ended.
     Closed,
     /// The actix System ended and took the connection with it before the
@@ -149,7 +149,7 @@ pub struct Status {
     /// Sessions and attempts that ended with an error.
     pub sessions_failed: u64,
     /// Writes of the config cache that failed
-    /// ([`ClusterClientBuilder::config_cache`]); each is also a warning
+    /// ([`ClusterClientBuilder::config_cache`](super::ClusterClientBuilder::config_cache)); each is also a warning
     /// naming the file and the error. Never fatal.
     pub cache_writes_failed: u64,
     /// Configs the config receiver rejected (answered `Err`), from a node
@@ -157,7 +157,7 @@ pub struct Status {
     pub configs_rejected: u64,
     /// The newest config delivered was rejected: the module runs on the
     /// last config it accepted (or on its defaults). `false` again once a
-    /// config is accepted. While active, [`ClusterClient::healthcheck`]
+    /// config is accepted. While active, [`ClusterClient::healthcheck`](super::ClusterClient::healthcheck)
     /// stays `Ok`: the module is registered and working on its last good
     /// config.
     pub newest_config_rejected: bool,
