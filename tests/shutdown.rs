@@ -331,6 +331,15 @@ async fn child_stop(hosts: String) {
     .expect("bind");
     let addr = server.addrs()[0];
     let server = server.run();
+    // The application runs on after the stop: it can read how the client
+    // ended.
+    let watched = client.clone();
+    actix_web::rt::spawn(async move {
+        while !watched.status().state.is_final() {
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        say(&format!("status {:?}", watched.status().state));
+    });
     say(&format!("ready {addr}"));
     let _ = server.await;
     drop(client);
