@@ -148,6 +148,9 @@ async fn relay(request: HttpRequest, instances: web::Data<BalancedClient>) -> Ht
     }
 }
 
+/// How long the app waits for its first config before it gives up.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 struct Args {
     hosts: Vec<String>,
     listen: String,
@@ -234,6 +237,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Its own module: every live copy of this app, this one included.
     .require_module_upgrader("web-app", instances.clone())
     .start()?;
+    // Serve only once the first remote config is applied: a handler never
+    // answers from the default config.
+    cluster.ready(READY_TIMEOUT).await?;
 
     let shared = web::Data::new(Shared {
         cluster: cluster.clone(),
@@ -265,9 +271,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     log::info!("metrics at http://{local}/internal/metrics, health at /internal/health");
 
     // actix-web's own signal handling: SIGTERM (or SIGINT) stops the HTTP
-    // server gracefully and `server.await` returns. The actors, the cluster
-    // client among them, still run until `main` returns, so the session
-    // closes with 1000 and the config-service logs a normal disconnect.
+    // server gracefully and `server.await` returns. The session would close
+    // with 1000 by itself when `main` returns; `close()` also waits for it
+    // (and for a config cache write in flight).
     server.await?;
     log::info!("http stopped: closing the cluster session");
     cluster.close().await;

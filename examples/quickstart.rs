@@ -127,6 +127,9 @@ impl Handler<SessionEvent> for Gateway {
     }
 }
 
+/// How long each module may take to register with the embedded server.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn say(line: String) {
     println!("{line}");
 }
@@ -228,7 +231,7 @@ fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     // Every module of this process records into it from the start.
-    isp_cluster::infra::install_recorder().expect("no other metrics recorder");
+    isp_cluster::infra::install_recorder()?;
 
     let server = ConfigServer::builder()
         .listen("127.0.0.1:0")
@@ -238,14 +241,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     say(format!("config-service: listening on {host}"));
 
     let auth = auth_module("10.0.0.11", &host)?;
-    while server.instances("auth").is_empty() {
-        actix::clock::sleep(Duration::from_millis(5)).await;
-    }
+    auth.ready(READY_TIMEOUT).await?;
     say("auth: registered at 10.0.0.11:9001".to_owned());
     let echo1 = echo_module(&host).await?;
-    while server.instances("echo").is_empty() {
-        actix::clock::sleep(Duration::from_millis(5)).await;
-    }
+    echo1.cluster.ready(READY_TIMEOUT).await?;
     say(format!(
         "echo: registered at {}, serving POST /echo",
         echo1.addr
@@ -292,6 +291,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .session_events(gateway_actor.recipient())
     .start()?;
+    // The story waits for the gateway's own event, so that its line comes
+    // first; `ready()` is the way without an event receiver.
     until(&seen, "registration", |s| s.active).await;
     say(format!(
         "gateway: healthcheck {:?}",
@@ -299,8 +300,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     ));
     let infra = Infra::new(gateway.clone())
         .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("the infra server listens");
+        .await?;
     let metrics_url = format!("http://{}/internal/metrics", infra.addr());
     say(format!(
         "gateway: metrics at {metrics_url} (and /internal/health, /internal/status)"

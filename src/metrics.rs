@@ -92,12 +92,13 @@ pub const BUCKETS_SECONDS: [f64; 14] = [
 ];
 
 /// Every state of [`SESSION_STATE`].
-const STATES: [&str; 5] = [
+const STATES: [&str; 6] = [
     "connecting",
     "handshaking",
     "active",
     "backing_off",
     "closed",
+    "aborted",
 ];
 
 fn state_label(state: &SessionState) -> &'static str {
@@ -107,6 +108,7 @@ fn state_label(state: &SessionState) -> &'static str {
         SessionState::Active => "active",
         SessionState::BackingOff { .. } => "backing_off",
         SessionState::Closed => "closed",
+        SessionState::Aborted => "aborted",
     }
 }
 
@@ -244,14 +246,6 @@ fn config_outcome(module: &str, source: ConfigSource, failure: Option<&'static s
     if outcome == "rejected" {
         counter!(CONFIGS_REJECTED, "module" => module.to_owned(), "by" => "receiver").increment(1);
     }
-}
-
-/// The cached config was handed to the receiver at start-up.
-pub(crate) fn cached_config_delivered(
-    module: &str,
-    result: &Result<Result<(), ReceiverError>, MailboxError>,
-) {
-    delivered(module, Receiver::Config, ConfigSource::Cache, result, None);
 }
 
 /// A config from the server was not valid JSON: never delivered.

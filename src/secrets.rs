@@ -114,6 +114,25 @@ pub fn hide_secrets(json: &[u8]) -> Result<Vec<u8>, HideSecretsError> {
         .ok_or(HideSecretsError::TooDeep)
 }
 
+/// The longest receiver error text that leaves the process.
+const MAX_RECEIVER_ERROR_LEN: usize = 256;
+
+/// The one place where a receiver's error becomes text for a status, an
+/// event, a log line or a close reason: its `Display`, cut to a bound on a
+/// character boundary (an error from serde or user code may quote a whole
+/// config).
+pub(crate) fn safe_receiver_error(err: &(dyn std::error::Error + 'static)) -> String {
+    let text = err.to_string();
+    if text.len() <= MAX_RECEIVER_ERROR_LEN {
+        return text;
+    }
+    let mut end = MAX_RECEIVER_ERROR_LEN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// A config or schema payload made safe for a log line: secrets masked, at
 /// most [`LOG_PREVIEW_LEN`] bytes shown, and nothing but the size of a payload
 /// that is not a JSON object (the Go client logs unparseable payloads raw;

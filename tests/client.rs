@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use isp_cluster::server::{ConfigServer, ReplyOrder};
 use isp_cluster::{
-    AddressConfiguration, ClusterClient, ClusterClientBuilder, ConfigData, ModuleInfo, RawJson,
-    SessionEvent, SessionState,
+    AddressConfiguration, ClusterClient, ClusterClientBuilder, ConfigData, ConfigSource,
+    ModuleInfo, RawJson, SessionEvent, SessionState,
 };
 use serde_json::json;
 
@@ -297,12 +297,26 @@ async fn a_receiver_that_errs_or_stalls_in_the_handshake_makes_the_session_retry
         .session_events(rec.recipient())
         .start()
         .unwrap();
-    assert!(wait_until(WAIT, || !seen.events().is_empty()).await);
+    let inactive = || {
+        seen.events()
+            .into_iter()
+            .filter(|e| matches!(e, SessionEvent::Inactive { .. }))
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_until(WAIT, || !inactive().is_empty()).await);
     assert!(
-        matches!(&seen.events()[0], SessionEvent::Inactive { reason, .. }
+        matches!(&inactive()[0], SessionEvent::Inactive { reason, .. }
             if reason == "remote config receiver rejected CONFIG:SEND_CONFIG_WHEN_CONNECTED: bad config"),
         "{:?}",
         seen.events()
+    );
+    // The rejection is announced first, with where the config came from.
+    assert_eq!(
+        seen.events()[0],
+        SessionEvent::ConfigRejected {
+            source: ConfigSource::Server,
+            reason: "bad config".into()
+        }
     );
     seen.set(Behaviour {
         delay: Duration::from_millis(300),

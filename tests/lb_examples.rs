@@ -68,7 +68,10 @@ struct WebApp {
 }
 
 impl WebApp {
-    fn start(config_service: &str) -> WebApp {
+    /// Starts a copy and waits (without blocking the actix thread, which
+    /// serves the config-service the copy registers with) until it says
+    /// where it listens: after its first config.
+    async fn start(config_service: &str) -> WebApp {
         let mut child = Command::new(example_binary("actix_web_app"))
             .args(["--hosts", config_service, "--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
@@ -85,14 +88,22 @@ impl WebApp {
                 }
             }
         });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(addr) => WebApp {
-                child,
-                base: format!("http://{addr}"),
-            },
-            Err(e) => {
-                let _ = child.kill();
-                panic!("the app never said where it listens: {e}")
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match rx.try_recv() {
+                Ok(addr) => {
+                    return WebApp {
+                        child,
+                        base: format!("http://{addr}"),
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
+                    actix::clock::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("the app never said where it listens: {e}")
+                }
             }
         }
     }
@@ -136,8 +147,8 @@ async fn relay(client: &awc::Client, base: &str) -> (u16, String) {
 async fn two_web_app_copies_relay_to_each_other_and_one_stays_when_the_other_stops() {
     let server = ConfigServer::builder().start().await.unwrap();
     let hosts = server.addr().to_string();
-    let mut first = WebApp::start(&hosts);
-    let mut second = WebApp::start(&hosts);
+    let mut first = WebApp::start(&hosts).await;
+    let mut second = WebApp::start(&hosts).await;
     assert!(
         wait_until(Duration::from_secs(5), || server.instances("web-app").len()
             == 2)

@@ -15,7 +15,10 @@ use super::status::Shared;
 use super::supervisor::Supervisor;
 #[cfg(feature = "tls")]
 use super::TlsConfig;
-use super::{BuildError, ClusterClient, HostsChanged, RemoteConfig, RoutesChanged, SessionEvent};
+use super::{
+    BuildError, ClusterClient, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged,
+    SessionEvent,
+};
 use crate::types::{ConfigData, MetricsAutodiscovery, ModuleInfo, ModuleRequirements};
 
 /// Builds a [`ClusterClient`]; see [`ClusterClient::builder`].
@@ -145,6 +148,44 @@ impl ClusterClientBuilder {
     pub fn routes(mut self, receiver: Recipient<RoutesChanged>) -> Self {
         self.routes_receiver = Some(receiver);
         self
+    }
+
+    /// A closure as the receiver of the remote config, for applications
+    /// that need no actor (Go: a `RemoteConfigReceiver`'s
+    /// `ReceiveConfig`). It runs on the actix thread this is called on
+    /// (call it inside the actix System, as [`start`](Self::start)), one
+    /// config at a time, under the config timeout; an `Err` rejects the
+    /// config as an actor's would. The timeout bounds the wait, not the
+    /// closure: it should swap state, not block.
+    ///
+    /// ```no_run
+    /// # use isp_cluster::{ClusterClient, ConfigData, ModuleInfo, AddressConfiguration, RawJson};
+    /// # fn f(builder: isp_cluster::ClusterClientBuilder) {
+    /// let builder = builder.remote_config_fn(|config| {
+    ///     let parsed: serde_json::Value = config.parse()?;
+    ///     println!("config with {} keys", parsed.as_object().map_or(0, |o| o.len()));
+    ///     Ok::<(), serde_json::Error>(())
+    /// });
+    /// # }
+    /// ```
+    pub fn remote_config_fn<F, E>(self, receive: F) -> Self
+    where
+        F: Fn(&RemoteConfig) -> Result<(), E> + 'static,
+        E: Into<ReceiverError>,
+    {
+        self.remote_config(super::receivers::config_recipient(receive))
+    }
+
+    /// A closure as the receiver of the routing table (Go: a
+    /// `RoutesReceiver`'s `ReceiveRoutes`); subscribes to routes. Runs as
+    /// [`remote_config_fn`](Self::remote_config_fn) does, under the
+    /// receiver timeout.
+    pub fn routes_fn<F, E>(self, receive: F) -> Self
+    where
+        F: Fn(&RoutesChanged) -> Result<(), E> + 'static,
+        E: Into<ReceiverError>,
+    {
+        self.routes(super::receivers::routes_recipient(receive))
     }
 
     /// Requires `module`: its live addresses go to `receiver`.

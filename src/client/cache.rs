@@ -1,9 +1,10 @@
 //! The last good config on disk, so that a module can start while every
 //! config-service node is down (the Go client cannot).
 //!
-//! At start-up the supervisor delivers the cached config before its first
-//! attempt ([`deliver_cached`]); afterwards every config the receiver
-//! accepted is written back ([`CacheWriter`]). Writes run on the blocking
+//! At start-up the delivery actor delivers the cached config ([`read`])
+//! before the supervisor's first attempt; afterwards every config the
+//! receiver accepted, whichever session it came from, is written back
+//! ([`CacheWriter`]). Writes run on the blocking
 //! pool, one at a time, and while one is under way only the newest config
 //! waits: like the delivery lanes, every config is a full snapshot, so an
 //! older one is worth nothing once a newer one exists. A failed write is a
@@ -14,13 +15,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix::{MailboxError, Recipient};
 use bytes::Bytes;
 
 use super::{ConfigSource, RemoteConfig, Shared};
 use crate::config_file::{self, write_atomic};
 
+/// How long `close()` waits for a cache write in flight (and a newer config
+/// waiting behind it) to reach the disk.
+pub(crate) const CACHE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Writes accepted configs to the cache file.
+#[derive(Clone)]
 pub(crate) struct CacheWriter {
     inner: Arc<Inner>,
 }
@@ -30,6 +35,8 @@ struct Inner {
     module: String,
     queue: Mutex<Queue>,
     shared: Arc<Shared>,
+    /// Woken whenever the writer goes idle.
+    idle: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -48,6 +55,7 @@ impl CacheWriter {
                 module,
                 queue: Mutex::new(Queue::default()),
                 shared,
+                idle: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -78,8 +86,25 @@ impl CacheWriter {
             Err(_) => {
                 let error = io::Error::other("no runtime to write from");
                 inner.lock().writing = false;
+                inner.idle.notify_waiters();
                 inner.failed(&error);
             }
+        }
+    }
+
+    /// Resolves once nothing is being written and nothing waits.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let queue = self.inner.lock();
+                if !queue.writing && queue.waiting.is_none() {
+                    return;
+                }
+            }
+            notified.await;
         }
     }
 }
@@ -98,6 +123,8 @@ impl Inner {
                     Some(config) => config,
                     None => {
                         queue.writing = false;
+                        drop(queue);
+                        self.idle.notify_waiters();
                         return;
                     }
                 }
@@ -126,50 +153,32 @@ impl Inner {
     }
 }
 
-/// Reads the cache (off the actix thread) and, when it holds valid JSON,
-/// delivers it to `receiver` as [`ConfigSource::Cache`] and waits for the
-/// answer, at most `timeout`. A missing file is a first run; an unreadable
-/// or damaged one is a warning naming the path and the fault, and is not
-/// delivered. Nothing here fails the client.
-pub(crate) async fn deliver_cached(
-    path: PathBuf,
-    module: String,
-    receiver: Recipient<RemoteConfig>,
-    timeout: Duration,
-) {
+/// Reads the cache (off the actix thread): its config when it holds valid
+/// JSON. A missing file is a first run; an unreadable or damaged one is a
+/// warning naming the path and the fault. Nothing here fails the client.
+pub(crate) async fn read(path: PathBuf, module: &str) -> Option<RemoteConfig> {
     let tag = format!("[module={module}]");
     let shown = path.display();
     let file = match config_file::read(&path).await {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             log::info!("{tag} no cached config at {shown} yet");
-            return;
+            return None;
         }
         Err(e) => {
             log::warn!("{tag} cannot read the config cache {shown}: {e}; ignored");
-            return;
+            return None;
         }
     };
     if let Err(e) = file.check {
         log::warn!("{tag} the config cache {shown} is damaged (not valid json: {e}); ignored");
-        return;
+        return None;
     }
-    let bytes = file.data.len();
-    let config = RemoteConfig::new(file.data, true).with_source(ConfigSource::Cache);
-    let result = receiver.send(config).timeout(timeout).await;
-    crate::metrics::cached_config_delivered(&module, &result);
-    match result {
-        Ok(Ok(())) => log::info!(
-            "{tag} cached config from {shown} applied ({bytes} bytes); a node's config replaces it"
-        ),
-        Ok(Err(e)) => log::warn!("{tag} remote config receiver rejected the cached config: {e}"),
-        Err(MailboxError::Timeout) => log::warn!(
-            "{tag} remote config receiver did not answer the cached config within {timeout:?}"
-        ),
-        Err(MailboxError::Closed) => log::warn!(
-            "{tag} remote config receiver is stopped (its mailbox is closed); cached config not delivered"
-        ),
-    }
+    log::info!(
+        "{tag} cached config read from {shown} ({} bytes); a node's config replaces it",
+        file.data.len()
+    );
+    Some(RemoteConfig::new(file.data, true).with_source(ConfigSource::Cache))
 }
 
 #[cfg(test)]

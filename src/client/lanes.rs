@@ -6,6 +6,9 @@
 //! bounded (at most one waiting message per receiver, however fast the
 //! server pushes), order holds, and a slow receiver never applies state
 //! older than what it already saw.
+//!
+//! The lanes are owned by the delivery actor ([`super::delivery`]), which
+//! lives as long as the client: these rules hold across sessions.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -49,8 +52,17 @@ impl Snapshot for HostsChanged {
     fn replaces(&mut self, _older: Self) {}
 }
 
-/// One receiver's lane.
-pub(crate) struct Lane<M: Snapshot>
+/// A message waiting in a lane, with the event it came from and where its
+/// outcome goes.
+pub(crate) struct Waiting<M, O> {
+    pub(crate) message: M,
+    pub(crate) event: Cow<'static, str>,
+    pub(crate) origin: O,
+}
+
+/// One receiver's lane. `O` says where an outcome goes (the session that
+/// offered the message); the lane only keeps it with its message.
+pub(crate) struct Lane<M: Snapshot, O>
 where
     M::Result: Send,
 {
@@ -58,8 +70,8 @@ where
     pub(crate) name: String,
     pub(crate) recipient: Recipient<M>,
     pub(crate) timeout: Duration,
-    /// The newest message not yet sent, with the event it came from.
-    waiting: Option<(M, Cow<'static, str>)>,
+    /// The newest message not yet sent.
+    waiting: Option<Waiting<M, O>>,
     busy: bool,
     /// When the waiting message's frame arrived.
     arrived: Option<Instant>,
@@ -67,7 +79,7 @@ where
     in_flight_arrived: Option<Instant>,
 }
 
-impl<M: Snapshot> Lane<M>
+impl<M: Snapshot, O> Lane<M, O>
 where
     M::Result: Send,
 {
@@ -85,21 +97,25 @@ where
 
     /// Queues `message`; a message still waiting is replaced by it
     /// (`true` then).
-    pub(crate) fn offer(&mut self, mut message: M, event: Cow<'static, str>) -> bool {
+    pub(crate) fn offer(&mut self, mut message: M, event: Cow<'static, str>, origin: O) -> bool {
         let replaced = match self.waiting.take() {
-            Some((older, _)) => {
-                message.replaces(older);
+            Some(older) => {
+                message.replaces(older.message);
                 true
             }
             None => false,
         };
-        self.waiting = Some((message, event));
+        self.waiting = Some(Waiting {
+            message,
+            event,
+            origin,
+        });
         self.arrived = Some(Instant::now());
         replaced
     }
 
     /// The message to send now, unless one is in flight.
-    pub(crate) fn next(&mut self) -> Option<(M, Cow<'static, str>)> {
+    pub(crate) fn next(&mut self) -> Option<Waiting<M, O>> {
         if self.busy {
             return None;
         }
@@ -109,6 +125,11 @@ where
         Some(next)
     }
 
+    /// Whether a message is in flight.
+    pub(crate) fn busy(&self) -> bool {
+        self.busy
+    }
+
     /// The message in flight was answered (or timed out); returns how long
     /// since its frame arrived (the wait behind a busy receiver included).
     pub(crate) fn done(&mut self) -> Option<Duration> {
@@ -116,7 +137,15 @@ where
         self.in_flight_arrived.take().map(|at| at.elapsed())
     }
 
-    /// Drops the waiting message (the session is closing).
+    /// Drops the waiting message if `gone` says its origin is gone.
+    pub(crate) fn withdraw(&mut self, gone: impl Fn(&O) -> bool) {
+        if self.waiting.as_ref().is_some_and(|w| gone(&w.origin)) {
+            self.waiting = None;
+            self.arrived = None;
+        }
+    }
+
+    /// Drops the waiting message (the client is closing).
     pub(crate) fn clear(&mut self) {
         self.waiting = None;
         self.arrived = None;
@@ -142,20 +171,43 @@ mod tests {
     #[actix::test]
     async fn latest_wins_and_keeps_initial_while_one_is_in_flight() {
         let mut lane = Lane::new("r".into(), Sink.start().recipient(), Duration::from_secs(1));
-        assert!(!lane.offer(RemoteConfig::new(&b"{\"v\":1}"[..], true), "a".into()));
-        let (first, _) = lane.next().expect("idle lane sends at once");
-        assert_eq!(first.as_bytes(), b"{\"v\":1}");
+        assert!(!lane.offer(RemoteConfig::new(&b"{\"v\":1}"[..], true), "a".into(), 1));
+        let first = lane.next().expect("idle lane sends at once");
+        assert_eq!(first.message.as_bytes(), b"{\"v\":1}");
         assert!(lane.next().is_none(), "nothing waits");
-        assert!(!lane.offer(RemoteConfig::new(&b"{\"v\":2}"[..], true), "b".into()));
-        assert!(lane.offer(RemoteConfig::new(&b"{\"v\":3}"[..], false), "c".into()));
-        assert!(lane.offer(RemoteConfig::new(&b"{\"v\":4}"[..], false), "d".into()));
+        assert!(!lane.offer(RemoteConfig::new(&b"{\"v\":2}"[..], true), "b".into(), 1));
+        assert!(lane.offer(RemoteConfig::new(&b"{\"v\":3}"[..], false), "c".into(), 2));
+        assert!(lane.offer(RemoteConfig::new(&b"{\"v\":4}"[..], false), "d".into(), 2));
         assert!(lane.next().is_none(), "one in flight at a time");
         assert!(lane.done().is_some(), "the first frame's arrival is known");
-        let (newest, event) = lane.next().expect("the newest waits");
-        assert_eq!(newest.as_bytes(), b"{\"v\":4}");
-        assert_eq!(event, "d");
-        assert!(newest.initial, "a merged initial config stays initial");
+        let newest = lane.next().expect("the newest waits");
+        assert_eq!(newest.message.as_bytes(), b"{\"v\":4}");
+        assert_eq!(newest.event, "d");
+        assert_eq!(
+            newest.origin, 2,
+            "the outcome goes to the newest offer's origin"
+        );
+        assert!(
+            newest.message.initial,
+            "a merged initial config stays initial"
+        );
         lane.done();
         assert!(lane.next().is_none());
+    }
+
+    #[actix::test]
+    async fn a_withdrawn_origin_loses_its_waiting_message_not_the_one_in_flight() {
+        let mut lane = Lane::new("r".into(), Sink.start().recipient(), Duration::from_secs(1));
+        lane.offer(RemoteConfig::new(&b"{}"[..], true), "a".into(), 1);
+        let _in_flight = lane.next().expect("sent");
+        lane.offer(RemoteConfig::new(&b"{}"[..], false), "b".into(), 1);
+        lane.withdraw(|o| *o == 2);
+        assert!(lane.busy());
+        lane.withdraw(|o| *o == 1);
+        lane.done();
+        assert!(
+            lane.next().is_none(),
+            "session 1's waiting config went with it"
+        );
     }
 }

@@ -76,6 +76,11 @@ impl Closing {
         self.peer_done || !self.wait_for_peer
     }
 
+    /// Whether our close frame is on the wire.
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.flushed
+    }
+
     /// The peer answered with its close frame. `true`: stop now.
     pub(crate) fn peer_closed(&mut self) -> bool {
         self.peer_done = true;

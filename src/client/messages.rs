@@ -16,7 +16,8 @@ pub type ReceiverError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where a [`RemoteConfig`] came from. The Go client has no counterpart: it
 /// has no config cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum ConfigSource {
     /// A config-service node, in this process's current session.
@@ -181,6 +182,16 @@ pub enum SessionEvent {
         reason: String,
         /// How long until the next attempt.
         retry_in: Duration,
+    },
+    /// The config receiver rejected a config (answered `Err`): the module
+    /// runs on its last good config. During a handshake the session fails
+    /// too (an `Inactive` follows), as in Go; every new session fails the
+    /// same way while the server holds that config.
+    ConfigRejected {
+        /// Where the config came from: a node or the cache on disk.
+        source: ConfigSource,
+        /// The receiver's error, made safe (bounded, never a config value).
+        reason: String,
     },
 }
 

@@ -1,20 +1,25 @@
 //! The cluster client: a supervised ETP session delivering typed messages.
 //!
 //! One idea a file: [`builder`](ClusterClientBuilder) and its
-//! [`settings`](Setting), the [`status`](Status) and health, the build
-//! errors, and below them the supervisor (hosts, backoff, status), the
-//! session (one connection) and its parts.
+//! [`settings`](Setting), the [`status`](Status), the health answers, the
+//! build errors, the closure receivers, and below them the supervisor
+//! (hosts, backoff, status), the delivery actor (the receivers' lanes and
+//! the cache writer, as long as the client), the session (one connection)
+//! and its parts.
 
 mod builder;
 mod cache;
 mod connect;
+mod delivery;
 mod dispatch;
 mod error;
 mod handshake;
+mod health;
 mod lanes;
 mod liveness;
 mod messages;
 mod outage;
+mod receivers;
 mod session;
 mod settings;
 mod status;
@@ -25,6 +30,7 @@ pub(crate) mod tls;
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 
@@ -32,6 +38,8 @@ pub use builder::ClusterClientBuilder;
 #[doc(hidden)]
 pub use dispatch::fuzz_frame;
 pub use error::BuildError;
+#[allow(deprecated)]
+pub use health::{HealthcheckError, Inactive, ReadyError};
 pub use messages::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
 };
@@ -39,8 +47,7 @@ pub use outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
 pub(crate) use settings::Settings;
 pub use settings::*;
 pub(crate) use status::Shared;
-#[allow(deprecated)]
-pub use status::{HealthcheckError, Inactive, SessionState, Status};
+pub use status::{Rejection, SessionState, Status};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 
@@ -62,9 +69,10 @@ pub fn live_sessions() -> usize {
 ///
 /// Cheap to clone; every clone controls the same client. Like the Go client,
 /// it runs until [`ClusterClient::close`]: dropping every handle does not stop
-/// it. Call `close().await` on shutdown so that the config-service sees a
-/// normal closure (1000); when the actix System simply stops, the connection
-/// goes with its runtime and no close frame is sent.
+/// it. When the actix System ends without `close()` (`System::stop`,
+/// `#[actix_web::main]` returning, actix-web's SIGTERM handling) the
+/// session still closes with 1000 (see the README's shutdown section);
+/// `close().await` is the way to also wait for it.
 #[derive(Clone)]
 pub struct ClusterClient {
     addr: Addr<Supervisor>,
@@ -90,6 +98,9 @@ impl ClusterClient {
     /// Go's `Client.Healthcheck`. No actor round trip: it reads the status
     /// under a short lock, cheap enough for every health probe, and an `Err`
     /// carries the very status the answer was taken from.
+    // The error is the status itself, copied once per probe: boxing it
+    // would cost an allocation on the path that matters.
+    #[allow(clippy::result_large_err)]
     pub fn healthcheck(&self) -> Result<(), HealthcheckError> {
         let status = self.shared.lock();
         if status.state == SessionState::Active {
@@ -101,9 +112,52 @@ impl ClusterClient {
         }
     }
 
-    /// The state, its host and since when, the last error and the counters.
+    /// The state, its host and since when, the last error, the counters
+    /// and the last rejected config. Serializes to JSON for a diagnostics
+    /// endpoint (see [`Status`]).
     pub fn status(&self) -> Status {
         self.shared.lock().clone()
+    }
+
+    /// Resolves once a session is active, that is once the module is
+    /// registered and its receivers accepted the session's first config,
+    /// routes and addresses (what [`healthcheck`](Self::healthcheck)
+    /// answers `Ok` to); at once if one is active now. Fails after
+    /// `timeout` or as soon as the client is closed, with the status of
+    /// that moment. Go has no counterpart (its modules poll `Healthcheck`).
+    ///
+    /// An HTTP server started after `ready` serves the remote config from
+    /// its first request rather than a default.
+    #[allow(clippy::result_large_err)]
+    pub async fn ready(&self, timeout: Duration) -> Result<(), ReadyError> {
+        let mut changed = self.shared.subscribe();
+        let wait = async {
+            loop {
+                {
+                    let status = self.shared.lock();
+                    if status.state == SessionState::Active {
+                        return Ok(());
+                    }
+                    if status.state.is_final() {
+                        return Err(ReadyError::Closed {
+                            status: status.clone(),
+                        });
+                    }
+                }
+                if changed.changed().await.is_err() {
+                    return Err(ReadyError::Closed {
+                        status: self.status(),
+                    });
+                }
+            }
+        };
+        match actix::clock::timeout(timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(ReadyError::TimedOut {
+                after: timeout,
+                status: self.status(),
+            }),
+        }
     }
 
     /// Replaces the config-service nodes, at once: a pending backoff delay
@@ -122,7 +176,10 @@ impl ClusterClient {
     }
 
     /// Closes the session with close code 1000 and stops for good. Resolves
-    /// when the close frame was sent (or the connection was already gone).
+    /// when the close frame was sent (or the connection was already gone),
+    /// a config delivery in flight was answered (within the config
+    /// timeout) and the cache write of an accepted config is on disk
+    /// (within 2 s, `CACHE_FLUSH_TIMEOUT`).
     pub async fn close(&self) {
         // An error means the supervisor is gone already: closed.
         let _ = self.addr.send(Close).await;

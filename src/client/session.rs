@@ -1,9 +1,9 @@
 //! One ETP session on one WebSocket connection: the actor that wires the
 //! pieces together. Frames come in through the read-limited codec
 //! ([`crate::etp::ws`]), events are classified ([`super::dispatch`]), the
-//! handshake decides what is due ([`super::handshake`]), deliveries go
-//! through latest-wins lanes ([`super::lanes`]), and pings and the close
-//! handshake follow [`super::liveness`].
+//! handshake decides what is due ([`super::handshake`]), events go to the
+//! client's delivery actor ([`super::delivery`]), which outlives the
+//! session, and pings and the close handshake follow [`super::liveness`].
 //!
 //! Any failure before `Active` (a non-`ok` ack, an ack timeout, a missing
 //! initial event, a receiver error, an `ERROR_*` event, invalid JSON) ends
@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
@@ -23,12 +23,11 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
 use super::connect::Framed;
+use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
-use super::lanes::{Lane, Snapshot};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
-use super::supervisor::{ConfigAccepted, SessionActive, SessionEnded, Supervisor};
-use super::{ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
+use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
@@ -48,6 +47,36 @@ impl Message for CloseSession {
     type Result = ();
 }
 
+/// A session's `MODULE:READY` was acknowledged.
+pub(crate) struct SessionActive {
+    pub(crate) id: u64,
+}
+
+impl Message for SessionActive {
+    type Result = ();
+}
+
+/// A session (or a connection attempt) ended.
+pub(crate) struct SessionEnded {
+    pub(crate) id: u64,
+    pub(crate) reason: String,
+    /// How long it had been active, if it became active.
+    pub(crate) active_for: Option<Duration>,
+    /// It ended because the client closed it (`close()`, or its host was
+    /// removed by `update_hosts`).
+    pub(crate) closed_by_us: bool,
+}
+
+impl Message for SessionEnded {
+    type Result = ();
+}
+
+/// Where a session reports how it goes.
+pub(crate) struct Reports {
+    pub(crate) active: Recipient<SessionActive>,
+    pub(crate) ended: Recipient<SessionEnded>,
+}
+
 struct PendingAck {
     event: &'static str,
     timer: SpawnHandle,
@@ -57,14 +86,14 @@ pub(crate) struct Session {
     id: u64,
     host: String,
     settings: Arc<Settings>,
-    supervisor: Addr<Supervisor>,
+    /// Where the session reports (the supervisor).
+    reports: Reports,
     sink: SinkWrite<ws::Message, Sink>,
     handshake: Handshake,
     next_ack_id: u64,
     pending: HashMap<u64, PendingAck>,
-    config_lane: Option<Lane<RemoteConfig>>,
-    routes_lane: Option<Lane<RoutesChanged>>,
-    module_lanes: Vec<Lane<HostsChanged>>,
+    /// The client's delivery actor: the receivers' lanes.
+    delivery: Addr<Delivery>,
     fragments: Reassembler,
     heartbeat: Heartbeat,
     /// Set once our close frame is written: nothing is written or delivered
@@ -75,6 +104,14 @@ pub(crate) struct Session {
     active_since: Option<Instant>,
     /// `close()` asked for this end.
     closed_by_us: bool,
+    /// The status, written here only when the session outlives its
+    /// supervisor: its runtime is being dropped (see [`Actor::stopping`]).
+    shared: Arc<Shared>,
+    /// The session is being dropped with its runtime: no timer can be set
+    /// any more, and the status says how it ended.
+    teardown: bool,
+    /// The session itself asked to stop (see [`Session::stop_now`]).
+    stop_requested: bool,
 }
 
 impl Session {
@@ -84,7 +121,9 @@ impl Session {
         id: u64,
         host: String,
         settings: Arc<Settings>,
-        supervisor: Addr<Supervisor>,
+        reports: Reports,
+        delivery: Addr<Delivery>,
+        shared: Arc<Shared>,
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
         Session::create(move |ctx| {
@@ -92,50 +131,29 @@ impl Session {
             // large write is under way shows as the write error it is.
             let sink = SinkWrite::new(FlushOnClose(sink), ctx);
             ctx.add_stream(stream);
-            let config_lane = settings.config_receiver.clone().map(|r| {
-                Lane::new(
-                    "remote config receiver".to_owned(),
-                    r,
-                    settings.config_timeout,
-                )
-            });
-            let routes_lane = settings
-                .routes_receiver
-                .clone()
-                .map(|r| Lane::new("routes receiver".to_owned(), r, settings.receiver_timeout));
-            let module_lanes = settings
-                .module_receivers
-                .iter()
-                .map(|(m, r)| {
-                    Lane::new(
-                        format!("hosts receiver of {m:?}"),
-                        r.clone(),
-                        settings.receiver_timeout,
-                    )
-                })
-                .collect();
             Session {
                 id,
                 host,
                 sink,
                 handshake: Handshake::new(
-                    config_lane.is_some(),
-                    routes_lane.is_some(),
+                    settings.config_receiver.is_some(),
+                    settings.routes_receiver.is_some(),
                     settings.module_receivers.len(),
                 ),
                 next_ack_id: 1,
                 pending: HashMap::new(),
-                config_lane,
-                routes_lane,
-                module_lanes,
+                delivery,
                 fragments: Reassembler::new(settings.read_limit),
                 heartbeat: Heartbeat::default(),
                 closing: None,
                 end_reason: None,
                 active_since: None,
                 closed_by_us: false,
+                shared,
+                teardown: false,
+                stop_requested: false,
                 settings,
-                supervisor,
+                reports,
             }
         })
     }
@@ -172,28 +190,33 @@ impl Session {
         for (_, pending) in self.pending.drain() {
             ctx.cancel_future(pending.timer);
         }
-        if let Some(lane) = self.config_lane.as_mut() {
-            lane.clear();
-        }
-        if let Some(lane) = self.routes_lane.as_mut() {
-            lane.clear();
-        }
-        for lane in &mut self.module_lanes {
-            lane.clear();
-        }
+        // What waits for a receiver goes with the session; what is in
+        // flight completes.
+        self.delivery.do_send(Withdraw { session: self.id });
         if self.sink.write(frame).is_err() {
             // The sink is already closing: nothing more can be said.
-            ctx.stop();
+            self.stop_now(ctx);
             return;
         }
         self.sink.close();
+        if self.teardown {
+            // No timer without a runtime: the sink is polled once more as
+            // the context is dropped, and that is all the time there is.
+            return;
+        }
         ctx.run_later(CLOSE_GRACE, |act, ctx| {
             log::debug!(
                 "{} close handshake not done within {CLOSE_GRACE:?}",
                 act.tag()
             );
-            ctx.stop();
+            act.stop_now(ctx);
         });
+    }
+
+    /// Stops the actor on purpose: [`Actor::stopping`] then lets it go.
+    fn stop_now(&mut self, ctx: &mut Context<Self>) {
+        self.stop_requested = true;
+        ctx.stop();
     }
 
     /// Writes a frame unless the session is closing.
@@ -265,7 +288,7 @@ impl Session {
                 self.handshake.activated();
                 self.active_since = Some(Instant::now());
                 log::info!("{} active", self.tag());
-                self.supervisor.do_send(SessionActive { id: self.id });
+                self.reports.active.do_send(SessionActive { id: self.id });
                 // Sent from here, not from the supervisor, so that it reaches
                 // an actor that also receives configs before any later event.
                 if let Some(events) = &self.settings.session_events {
@@ -309,43 +332,30 @@ impl Session {
         }
     }
 
-    fn delivered(
-        &mut self,
-        kind: Initial,
-        receiver: &str,
-        event: &str,
-        result: Result<Result<(), ReceiverError>, MailboxError>,
-        kept: Option<Bytes>,
-        ctx: &mut Context<Self>,
-    ) {
-        // The receiver applied it, closing or not: it is the last good
-        // config now, and only an accepted one ever reaches the cache.
-        if let (Ok(Ok(())), Some(config)) = (&result, kept) {
-            if self.settings.config_cache.is_some() {
-                self.supervisor.do_send(ConfigAccepted(config));
-            }
-        }
+    /// A delivery this session offered was answered.
+    fn delivered(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
             return;
         }
-        let error = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("{receiver} rejected {event}: {e}")),
-            Err(MailboxError::Timeout) => Some(format!("{receiver} timed out on {event}")),
-            Err(MailboxError::Closed) => Some(format!(
-                "{receiver} is stopped (its mailbox is closed); {event} not delivered"
-            )),
-        };
-        match error {
-            None => {
-                self.handshake.accepted(kind);
+        match msg.outcome {
+            Ok(()) => {
+                self.handshake.accepted(msg.kind);
                 self.maybe_declare(ctx);
             }
-            Some(error) if self.handshake.is_active() => {
-                log::error!("{} {error}", self.tag());
-            }
-            Some(error) => self.fail(error, CloseCode::Error, ctx),
+            // Logged by delivery; after the handshake it changes nothing.
+            Err(_) if self.handshake.is_active() => {}
+            Err(error) => self.fail(error, CloseCode::Error, ctx),
         }
+    }
+
+    /// Hands `item` to the delivery actor.
+    fn offer(&self, event: Cow<'static, str>, item: Item, ctx: &mut Context<Self>) {
+        self.delivery.do_send(Offer {
+            session: self.id,
+            reply: ctx.address().recipient(),
+            event,
+            item,
+        });
     }
 
     // ---- incoming events --------------------------------------------------
@@ -436,33 +446,22 @@ impl Session {
         ctx: &mut Context<Self>,
     ) {
         log::debug!("{} {event}: {}", self.tag(), LogPayload(&data));
-        let Some(lane) = self.config_lane.as_mut() else {
+        if self.settings.config_receiver.is_none() {
             log::debug!("{} no config receiver; {event} dropped", self.tag());
             return;
-        };
-        if lane.offer(RemoteConfig::new(data, initial), event.into()) {
-            log::debug!(
-                "{} a waiting config was replaced by {event} (latest wins)",
-                self.tag()
-            );
         }
+        let config = RemoteConfig::new(data, initial);
+        self.offer(event.into(), Item::Config(config), ctx);
         self.handshake.arrived(Initial::Config);
-        self.pump(Initial::Config, |s| s.config_lane.as_mut(), ctx);
     }
 
     fn on_routes(&mut self, event: &'static str, routes: RoutingConfig, ctx: &mut Context<Self>) {
         log::debug!("{} {event}: {} backends", self.tag(), routes.len());
-        let Some(lane) = self.routes_lane.as_mut() else {
+        if self.settings.routes_receiver.is_none() {
             return;
-        };
-        if lane.offer(RoutesChanged(routes), event.into()) {
-            log::debug!(
-                "{} a waiting routing table was replaced by {event} (latest wins)",
-                self.tag()
-            );
         }
+        self.offer(event.into(), Item::Routes(RoutesChanged(routes)), ctx);
         self.handshake.arrived(Initial::Routes);
-        self.pump(Initial::Routes, |s| s.routes_lane.as_mut(), ctx);
     }
 
     fn on_hosts(&mut self, index: usize, hosts: Vec<String>, ctx: &mut Context<Self>) {
@@ -477,52 +476,12 @@ impl Session {
         );
         crate::metrics::required_module_hosts(&self.settings.module, &module, hosts.len());
         let event: Cow<'static, str> = module_connected_event(&module).into();
-        let Some(lane) = self.module_lanes.get_mut(index) else {
-            return;
-        };
-        if lane.offer(HostsChanged { module, hosts }, event) {
-            log::debug!("{} waiting addresses replaced (latest wins)", self.tag());
-        }
-        self.handshake.arrived(Initial::Hosts(index));
-        self.pump(
-            Initial::Hosts(index),
-            move |s| s.module_lanes.get_mut(index),
+        self.offer(
+            event,
+            Item::Hosts(index, HostsChanged { module, hosts }),
             ctx,
         );
-    }
-
-    /// Sends the lane's waiting message unless one is in flight or the
-    /// session is closing; on completion records the outcome and sends the
-    /// next.
-    fn pump<M, F>(&mut self, kind: Initial, lane_of: F, ctx: &mut Context<Self>)
-    where
-        M: Snapshot,
-        M::Result: Send + Into<Result<(), ReceiverError>>,
-        F: Fn(&mut Session) -> Option<&mut Lane<M>> + Copy + 'static,
-    {
-        if self.closing.is_some() {
-            return;
-        }
-        let Some(lane) = lane_of(self) else { return };
-        let Some((message, event)) = lane.next() else {
-            return;
-        };
-        let receiver = lane.name.clone();
-        let kept = message.kept_when_accepted();
-        let request = lane.recipient.send(message).timeout(lane.timeout);
-        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            let waited = lane_of(act).and_then(Lane::done);
-            let result = result.map(Into::into);
-            crate::metrics::delivered(
-                &act.settings.module,
-                kind.metered(),
-                ConfigSource::Server,
-                &result,
-                waited,
-            );
-            act.delivered(kind, &receiver, &event, result, kept, ctx);
-            act.pump(kind, lane_of, ctx);
-        }));
+        self.handshake.arrived(Initial::Hosts(index));
     }
 
     // ---- liveness -----------------------------------------------------------
@@ -564,7 +523,7 @@ impl Session {
     fn on_close(&mut self, reason: Option<CloseReason>, ctx: &mut Context<Self>) {
         if let Some(closing) = self.closing.as_mut() {
             if closing.peer_closed() {
-                ctx.stop();
+                self.stop_now(ctx);
             }
             return;
         }
@@ -605,19 +564,66 @@ impl Actor for Session {
         self.emit_with_ack(MODULE_SEND_REQUIREMENTS, requirements, ctx);
     }
 
+    /// Stopped from outside before it closed: its System is stopping, or
+    /// its runtime is being dropped (`#[actix_web::main]` returning,
+    /// `SystemRunner::run` returning after `System::stop`), and actix stops
+    /// the context and polls it once more. The close frame (1000) is written
+    /// now and the actor keeps running for that poll, in which the sink
+    /// flushes it: the config-service sees a normal closure.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if self.closing.is_some() || self.stop_requested {
+            return Running::Stop;
+        }
+        // A runtime being dropped has left its context: no timer, no spawn.
+        self.teardown = tokio::runtime::Handle::try_current().is_err();
+        log::info!(
+            "{} stopped from outside (the actix System is ending): closing (1000)",
+            self.tag()
+        );
+        self.closed_by_us = true;
+        self.begin_close(close_frame(CloseCode::Normal, ""), !self.teardown, ctx);
+        Running::Continue
+    }
+
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.delivery.do_send(Withdraw { session: self.id });
         let reason = match (self.closed_by_us, self.end_reason.take()) {
             (true, _) => "closed by the client".to_owned(),
             (false, Some(reason)) => reason,
             (false, None) => "session stopped".to_owned(),
         };
-        self.supervisor.do_send(SessionEnded {
+        self.reports.ended.do_send(SessionEnded {
             id: self.id,
             reason,
             active_for: self.active_since.map(|since| since.elapsed()),
             closed_by_us: self.closed_by_us,
         });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.teardown {
+            return;
+        }
+        // The supervisor may be gone already: the session says how the
+        // client ended, and never `Closed` when no close frame went out.
+        let flushed = self.closing.as_ref().is_some_and(Closing::is_flushed);
+        log::debug!(
+            "{} dropped with its runtime; close frame flushed: {flushed}",
+            self.tag()
+        );
+        if flushed {
+            self.shared.set_state(SessionState::Closed, None);
+        } else {
+            let reason = "the actix System ended before the close frame was flushed: \
+                          the server saw an abnormal disconnect";
+            log::warn!("{} {reason}", self.tag());
+            self.shared
+                .update(|s| s.last_error = Some(reason.to_owned()));
+            self.shared.set_state(SessionState::Aborted, None);
+        }
     }
 }
 
@@ -641,7 +647,7 @@ impl WriteHandler<ws::ProtocolError> for Session {
             None => true,
         };
         if stop {
-            ctx.stop();
+            self.stop_now(ctx);
         }
     }
 }
@@ -667,7 +673,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 // The connection is gone: there is nobody to say goodbye to.
                 let reason = format!("connection lost: {e}{}", self.pending_note());
                 self.end_reason.get_or_insert(reason);
-                ctx.stop();
+                self.stop_now(ctx);
                 return;
             }
             Err(e) => {
@@ -709,7 +715,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
         if let Some(closing) = self.closing.as_mut() {
             // The peer is done; stop once our close frame is flushed too.
             if closing.peer_closed() {
-                ctx.stop();
+                self.stop_now(ctx);
             }
             return;
         }
@@ -720,7 +726,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             );
             self.end_reason = Some(reason);
         }
-        ctx.stop();
+        self.stop_now(ctx);
     }
 }
 
@@ -735,5 +741,13 @@ impl Handler<CloseSession> for Session {
         self.closed_by_us = true;
         // Wait for the server's close frame, but not for ever.
         self.begin_close(close_frame(CloseCode::Normal, ""), true, ctx);
+    }
+}
+
+impl Handler<Delivered> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        self.delivered(msg, ctx);
     }
 }

@@ -1,13 +1,29 @@
-//! What the client is doing: the state, the status with its counters, and
-//! the healthcheck's error.
+//! What the client is doing: the state, the status with its counters and
+//! the last rejected config, and the one shared copy of it.
+//!
+//! `Status` serializes to JSON with stable camelCase names, so that a
+//! diagnostics endpoint is one `serde_json::to_string(&client.status())`:
+//!
+//! ```json
+//! {"state":"active","retryInMs":null,"host":"10.0.0.1:9001",
+//!  "since":"2026-12-01T09:28:23.123Z","lastError":null,
+//!  "sessionsStarted":3,"sessionsEstablished":2,"sessionsFailed":1,
+//!  "cacheWritesFailed":0,"configsRejected":1,"newestConfigRejected":true,
+//!  "lastRejection":{"at":"2026-12-01T09:30:00.000Z","source":"server",
+//!                   "reason":"port must be positive"}}
+//! ```
 
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use tokio::sync::watch;
+
+use super::ConfigSource;
+
 /// What the client is doing now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionState {
     /// Connecting to a node (TCP and WebSocket upgrade).
@@ -21,14 +37,98 @@ pub enum SessionState {
         /// The delay before the next attempt.
         delay: Duration,
     },
-    /// Closed for good by [`ClusterClient::close`].
+    /// Closed for good with close 1000: by [`ClusterClient::close`](super::ClusterClient::close), or
+    /// because the actix System ended.
     Closed,
+    /// The actix System ended and took the connection with it before the
+    /// close frame could be flushed: the server saw an abnormal disconnect.
+    /// Final, like `Closed`.
+    Aborted,
+}
+
+impl SessionState {
+    /// The state's name in JSON: `"connecting"`, `"handshaking"`,
+    /// `"active"`, `"backingOff"`, `"closed"` or `"aborted"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Handshaking => "handshaking",
+            Self::Active => "active",
+            Self::BackingOff { .. } => "backingOff",
+            Self::Closed => "closed",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    /// `Closed` or `Aborted`: the client will not connect again.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Closed | Self::Aborted)
+    }
+}
+
+/// A phrase for sentences: "connecting", "waiting 315 ms before the next
+/// attempt", …
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connecting => f.write_str("connecting"),
+            Self::Handshaking => f.write_str("registering the module"),
+            Self::Active => f.write_str("active"),
+            Self::BackingOff { delay } => {
+                write!(f, "waiting {} before the next attempt", Millis(*delay))
+            }
+            Self::Closed => f.write_str("closed"),
+            Self::Aborted => f.write_str("ended without a close frame"),
+        }
+    }
+}
+
+impl Serialize for SessionState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A duration for people: "315 ms", "2.5 s".
+pub(crate) struct Millis(pub(crate) Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 < Duration::from_secs(1) {
+            write!(f, "{} ms", self.0.as_millis())
+        } else {
+            write!(f, "{:.1} s", self.0.as_secs_f64())
+        }
+    }
+}
+
+/// The last config the receiver rejected (answered `Err`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejection {
+    /// When the receiver answered.
+    pub at: SystemTime,
+    /// Where the config came from: a node or the cache on disk.
+    pub source: ConfigSource,
+    /// The receiver's error, made safe (bounded, never a config value).
+    pub reason: String,
+}
+
+impl Serialize for Rejection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Rejection", 3)?;
+        s.serialize_field("at", &rfc3339(self.at))?;
+        s.serialize_field("source", &self.source)?;
+        s.serialize_field("reason", &self.reason)?;
+        s.end()
+    }
 }
 
 /// The client's state, why, and its counters (what Go's bool healthcheck
-/// does not say).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+/// does not say). Serializes with the camelCase names of its fields (see
+/// the module docs), `since` and `at` as RFC 3339 UTC, and the backoff
+/// delay as `retryInMs` (`null` unless backing off).
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Status {
     /// What the client is doing.
@@ -37,7 +137,10 @@ pub struct Status {
     pub host: Option<String>,
     /// When the client entered `state`.
     pub since: SystemTime,
-    /// Why the last session or attempt ended.
+    /// Why the last session or attempt ended, while no session is active:
+    /// cleared when a session becomes active, so that it never reads as a
+    /// current fault (the reason of each end stays in the log and in
+    /// [`SessionEvent::Inactive`](super::SessionEvent::Inactive)).
     pub last_error: Option<String>,
     /// Connection attempts started.
     pub sessions_started: u64,
@@ -46,19 +149,87 @@ pub struct Status {
     /// Sessions and attempts that ended with an error.
     pub sessions_failed: u64,
     /// Writes of the config cache that failed
-    /// ([`ClusterClientBuilder::config_cache`]); each is also a warning
+    /// ([`ClusterClientBuilder::config_cache`](super::ClusterClientBuilder::config_cache)); each is also a warning
     /// naming the file and the error. Never fatal.
     pub cache_writes_failed: u64,
+    /// Configs the config receiver rejected (answered `Err`), from a node
+    /// or from the cache, since the client started.
+    pub configs_rejected: u64,
+    /// The newest config delivered was rejected: the module runs on the
+    /// last config it accepted (or on its defaults). `false` again once a
+    /// config is accepted. While active, [`ClusterClient::healthcheck`](super::ClusterClient::healthcheck)
+    /// stays `Ok`: the module is registered and working on its last good
+    /// config.
+    pub newest_config_rejected: bool,
+    /// The last rejection: when, from where, and the receiver's reason.
+    pub last_rejection: Option<Rejection>,
 }
 
-/// The client's status, shared by the handle and the supervisor. Only the
-/// supervisor writes it (the cache writer adds to its own counter and
-/// touches nothing else), and health is read from the same snapshot, so a
-/// health answer and the status it carries always agree.
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let retry_in_ms = match self.state {
+            SessionState::BackingOff { delay } => {
+                Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+            }
+            _ => None,
+        };
+        let mut s = serializer.serialize_struct("Status", 12)?;
+        s.serialize_field("state", &self.state)?;
+        s.serialize_field("retryInMs", &retry_in_ms)?;
+        s.serialize_field("host", &self.host)?;
+        s.serialize_field("since", &rfc3339(self.since))?;
+        s.serialize_field("lastError", &self.last_error)?;
+        s.serialize_field("sessionsStarted", &self.sessions_started)?;
+        s.serialize_field("sessionsEstablished", &self.sessions_established)?;
+        s.serialize_field("sessionsFailed", &self.sessions_failed)?;
+        s.serialize_field("cacheWritesFailed", &self.cache_writes_failed)?;
+        s.serialize_field("configsRejected", &self.configs_rejected)?;
+        s.serialize_field("newestConfigRejected", &self.newest_config_rejected)?;
+        s.serialize_field("lastRejection", &self.last_rejection)?;
+        s.end()
+    }
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds (`2026-12-01T09:28:23.123Z`),
+/// as isp-kit's health report writes times.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let since_epoch = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+    let rem = secs % 86_400;
+    // Days to a civil date (H. Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// The client's status, shared by the handle, the supervisor, the delivery
+/// actor and the cache writer. The supervisor writes the state and the
+/// session counters; delivery adds rejections and the cache writer its
+/// failures, touching nothing else; a session writes it only when it
+/// outlives its supervisor (its runtime being dropped). Health is read
+/// from the same snapshot, so a health answer and the status it carries
+/// always agree. Every change wakes [`Shared::subscribe`]rs.
 pub(crate) struct Shared {
     status: Mutex<Status>,
     /// The module, for the state gauge (empty: not metered).
     module: String,
+    changed: watch::Sender<()>,
 }
 
 impl Shared {
@@ -85,16 +256,26 @@ impl Shared {
                 sessions_established: 0,
                 sessions_failed: 0,
                 cache_writes_failed: 0,
+                configs_rejected: 0,
+                newest_config_rejected: false,
+                last_rejection: None,
             }),
+            changed: watch::Sender::new(()),
         }
     }
 
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Woken after every change.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.lock());
+        self.changed.send_replace(());
     }
 
     pub(crate) fn set_state(&self, state: SessionState, host: Option<&str>) {
@@ -109,29 +290,84 @@ impl Shared {
             s.since = SystemTime::now();
         });
     }
-}
 
-/// Why [`ClusterClient::healthcheck`] failed: no session is active. Go's
-/// `Healthcheck` answers "session inactive"; this also carries the status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HealthcheckError {
-    /// The client's status at the time.
-    pub status: Status,
-}
+    /// The receiver rejected a config from `source` with `reason` (safe
+    /// text already).
+    pub(crate) fn config_rejected(&self, source: ConfigSource, reason: String) {
+        self.update(|s| {
+            s.configs_rejected += 1;
+            s.newest_config_rejected = true;
+            s.last_rejection = Some(Rejection {
+                at: SystemTime::now(),
+                source,
+                reason,
+            });
+        });
+    }
 
-/// The former name of [`HealthcheckError`].
-#[deprecated(since = "0.2.0", note = "renamed to HealthcheckError")]
-pub type Inactive = HealthcheckError;
-
-impl fmt::Display for HealthcheckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "session inactive: {:?}", self.status.state)?;
-        if let Some(e) = &self.status.last_error {
-            write!(f, " (last error: {e})")?;
+    /// The receiver accepted a config.
+    pub(crate) fn config_accepted(&self) {
+        if self.lock().newest_config_rejected {
+            self.update(|s| s.newest_config_rejected = false);
         }
-        Ok(())
     }
 }
 
-impl std::error::Error for HealthcheckError {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        let at = |secs: u64, ms: u64| {
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_117_303, 123), "2026-12-01T09:28:23.123Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn status_json_has_stable_camel_case_names() {
+        let shared = Shared::new();
+        shared.config_rejected(ConfigSource::Server, "port must be positive".into());
+        shared.set_state(
+            SessionState::BackingOff {
+                delay: Duration::from_millis(315),
+            },
+            Some("10.0.0.1:9001"),
+        );
+        let json = serde_json::to_value(&*shared.lock()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut expected = vec![
+            "state",
+            "retryInMs",
+            "host",
+            "since",
+            "lastError",
+            "sessionsStarted",
+            "sessionsEstablished",
+            "sessionsFailed",
+            "cacheWritesFailed",
+            "configsRejected",
+            "newestConfigRejected",
+            "lastRejection",
+        ];
+        let mut keys = keys;
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(json["state"], "backingOff");
+        assert_eq!(json["retryInMs"], 315);
+        assert_eq!(json["configsRejected"], 1);
+        assert_eq!(json["newestConfigRejected"], true);
+        assert_eq!(json["lastRejection"]["source"], "server");
+        assert_eq!(json["lastRejection"]["reason"], "port must be positive");
+    }
+}

@@ -22,10 +22,10 @@ use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use tokio::sync::oneshot;
 
-use super::cache::{deliver_cached, CacheWriter};
 use super::connect::connect;
 use super::outage::OutageLog;
-use super::session::{CloseSession, Session};
+use super::delivery::{DeliverCached, Delivery, Drain};
+use super::session::{CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
 /// Stop for good (the handle's `close()`).
@@ -39,38 +39,6 @@ impl Message for Close {
 pub(crate) struct UpdateHosts(pub(crate) Vec<String>);
 
 impl Message for UpdateHosts {
-    type Result = ();
-}
-
-/// A session's `MODULE:READY` was acknowledged.
-pub(crate) struct SessionActive {
-    pub(crate) id: u64,
-}
-
-impl Message for SessionActive {
-    type Result = ();
-}
-
-/// The config receiver accepted this config: the last good one, for the
-/// cache.
-pub(crate) struct ConfigAccepted(pub(crate) bytes::Bytes);
-
-impl Message for ConfigAccepted {
-    type Result = ();
-}
-
-/// A session (or a connection attempt) ended.
-pub(crate) struct SessionEnded {
-    pub(crate) id: u64,
-    pub(crate) reason: String,
-    /// How long it had been active, if it became active.
-    pub(crate) active_for: Option<Duration>,
-    /// It ended because the client closed it (`close()`, or its host was
-    /// removed by `update_hosts`).
-    pub(crate) closed_by_us: bool,
-}
-
-impl Message for SessionEnded {
     type Result = ();
 }
 
@@ -93,8 +61,8 @@ pub(crate) struct Supervisor {
     pending: Option<SpawnHandle>,
     closing: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
-    /// Writes accepted configs to disk, when a cache file is set.
-    cache: Option<CacheWriter>,
+    /// The receivers' lanes and the cache writer: as long as the client.
+    delivery: Addr<Delivery>,
     /// One ERROR, WARN summaries and one INFO per outage.
     outage: OutageLog,
 }
@@ -106,6 +74,11 @@ struct Current {
     /// When its connection attempt began, for the time to READY.
     started: Instant,
 }
+
+/// How often the supervisor checks whether its arbiter was told to stop
+/// (the actix System stopping): the longest a `System::stop` waits for the
+/// close to begin while the application runs on.
+pub(crate) const SYSTEM_STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A round's delay stays under this fraction of the outage so far
 /// (`outage / OUTAGE_FRACTION`, but at least [`OUTAGE_CAP_FLOOR`]), unless
@@ -134,10 +107,7 @@ impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
         let backoff = backoff(settings.backoff_initial, settings.backoff_max);
         let next_host = rand::random_range(0..hosts.len().max(1));
-        let cache = settings
-            .config_cache
-            .clone()
-            .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
+        let delivery = Delivery::new(settings.clone(), shared.clone()).start();
         Self {
             outage: OutageLog::new(settings.outage_summary_interval),
             settings,
@@ -153,7 +123,7 @@ impl Supervisor {
             pending: None,
             closing: false,
             close_waiters: Vec::new(),
-            cache,
+            delivery,
         }
     }
 
@@ -228,7 +198,12 @@ impl Supervisor {
                                 id,
                                 host,
                                 act.settings.clone(),
-                                ctx.address(),
+                                Reports {
+                                    active: ctx.address().recipient(),
+                                    ended: ctx.address().recipient(),
+                                },
+                                act.delivery.clone(),
+                                act.shared.clone(),
                             );
                             if let Some(current) = act.current.as_mut() {
                                 current.session = Some(addr);
@@ -323,11 +298,59 @@ impl Supervisor {
         }
     }
 
-    fn finish_close(&mut self, ctx: &mut Context<Self>) {
-        for waiter in self.close_waiters.drain(..) {
-            let _ = waiter.send(());
+    /// Closes (1000, no restart) once the arbiter the client runs on was
+    /// told to stop: `System::current().stop()` stops every arbiter, while
+    /// an application under `#[actix_web::main]` may run on (actix-web
+    /// restarts its workers), so the client would otherwise stay
+    /// registered. actix offers no stop hook; the arbiter's command channel
+    /// closing is the signal, checked every [`SYSTEM_STOP_CHECK_INTERVAL`].
+    fn watch_the_system(&mut self, ctx: &mut Context<Self>) {
+        let arbiter = Arbiter::current();
+        ctx.run_interval(SYSTEM_STOP_CHECK_INTERVAL, move |act, ctx| {
+            if !arbiter.alive() && !act.closing {
+                log::info!(
+                    "[module={}] the actix System is stopping: closing the session (1000)",
+                    act.settings.module
+                );
+                act.close(ctx);
+            }
+        });
+    }
+
+    /// Stops for good: the session (if any) closes with 1000.
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
         }
-        ctx.stop();
+        self.closing = true;
+        if let Some(pending) = self.pending.take() {
+            ctx.cancel_future(pending);
+        }
+        match self.current.as_ref().and_then(|c| c.session.clone()) {
+            Some(session) => session.do_send(CloseSession),
+            None => {
+                self.current = None;
+                self.shared.set_state(SessionState::Closed, None);
+                self.finish_close(ctx);
+            }
+        }
+    }
+
+    /// The session is closed: once a config delivery in flight was
+    /// answered and the cache write it caused is on disk (both bounded),
+    /// `close()` returns and the supervisor stops.
+    fn finish_close(&mut self, ctx: &mut Context<Self>) {
+        ctx.wait(
+            self.delivery
+                .send(Drain)
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    for waiter in act.close_waiters.drain(..) {
+                        let _ = waiter.send(());
+                    }
+                    ctx.stop();
+                }),
+        );
     }
 }
 
@@ -335,23 +358,17 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let cached = self.settings.config_cache.clone();
-        let receiver = self.settings.config_receiver.clone();
-        if let (Some(path), Some(receiver)) = (cached, receiver) {
+        self.watch_the_system(ctx);
+        if self.settings.config_cache.is_some() {
             // The cached config goes first, and alone: no message (hosts,
             // close) is handled and no attempt starts until the receiver
             // answered it, so a node's config always follows it and a late
             // cached config can never overwrite a node's.
-            let deliver = deliver_cached(
-                path,
-                self.settings.module.clone(),
-                receiver,
-                self.settings.config_timeout,
-            );
             ctx.wait(
-                deliver
+                self.delivery
+                    .send(DeliverCached)
                     .into_actor(self)
-                    .map(|(), act, ctx| act.attempt(ctx)),
+                    .map(|_, act, ctx| act.attempt(ctx)),
             );
             return;
         }
@@ -359,7 +376,12 @@ impl Actor for Supervisor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.shared.set_state(SessionState::Closed, None);
+        // With a session still live (the runtime is being dropped), the
+        // session says how it ended: `Closed` only once its close frame is
+        // out.
+        if self.current.as_ref().is_none_or(|c| c.session.is_none()) {
+            self.shared.set_state(SessionState::Closed, None);
+        }
     }
 }
 
@@ -382,19 +404,12 @@ impl Handler<SessionActive> for Supervisor {
             self.settings.module, current.id, current.host
         );
         self.outage.active(&tag);
-        self.shared.update(|s| s.sessions_established += 1);
         crate::metrics::session_established(&self.settings.module, current.started.elapsed());
-    }
-}
-
-impl Handler<ConfigAccepted> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ConfigAccepted, _: &mut Context<Self>) {
-        // Whatever session it came from: the receiver applied it.
-        if let Some(cache) = &self.cache {
-            cache.offer(msg.0);
-        }
+        // Why the previous session ended is history now, not a fault.
+        self.shared.update(|s| {
+            s.sessions_established += 1;
+            s.last_error = None;
+        });
     }
 }
 
@@ -467,20 +482,7 @@ impl Handler<Close> for Supervisor {
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.close_waiters.push(tx);
-        if !self.closing {
-            self.closing = true;
-            if let Some(pending) = self.pending.take() {
-                ctx.cancel_future(pending);
-            }
-            match self.current.as_ref().and_then(|c| c.session.clone()) {
-                Some(session) => session.do_send(CloseSession),
-                None => {
-                    self.current = None;
-                    self.shared.set_state(SessionState::Closed, None);
-                    self.finish_close(ctx);
-                }
-            }
-        }
+        self.close(ctx);
         Box::pin(async move {
             let _ = rx.await;
         })
