@@ -17,8 +17,8 @@
 //! `wss://` hosts. The `infra` feature adds `infra::Infra`: the
 //! `/internal/metrics`, `/internal/health` and `/internal/status` routes
 //! isp-kit modules serve, for actix-web. Every metric the crate records
-//! goes through the [`metrics`](https://docs.rs/metrics) facade (names in
-//! [`mod@metrics`]).
+//! goes through the [`metrics`](https://docs.rs/metrics) facade (the
+//! README lists every name).
 //!
 //! # Example
 //!
@@ -76,7 +76,9 @@ pub mod etp;
 mod events;
 mod json;
 pub mod lb;
-pub mod metrics;
+// Private: a public `metrics` module would shadow the `metrics` crate in
+// an application that glob-imports this crate. The README lists the names.
+mod metrics;
 mod offline;
 mod secrets;
 mod typed;
