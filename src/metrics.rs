@@ -70,20 +70,25 @@ pub const LB_REQUESTS: &str = "isp_cluster_lb_requests_total";
 pub const LB_HOSTS_SKIPPED: &str = "isp_cluster_lb_hosts_skipped_total";
 /// `isp_cluster_server_sessions`: module sessions open on the embedded
 /// config-service.
+#[cfg(any(feature = "devserver", test))]
 pub const SERVER_SESSIONS: &str = "isp_cluster_server_sessions";
 /// `isp_cluster_server_sessions_total`: module sessions the embedded
 /// config-service accepted.
+#[cfg(any(feature = "devserver", test))]
 pub const SERVER_SESSIONS_TOTAL: &str = "isp_cluster_server_sessions_total";
 /// `isp_cluster_server_pushes_total{event}`: events the embedded
 /// config-service pushed to sessions, by kind (`config`, `routes`,
 /// `module_connected`).
+#[cfg(any(feature = "devserver", test))]
 pub const SERVER_PUSHES: &str = "isp_cluster_server_pushes_total";
 
 /// Every histogram, for exporters that need buckets per name.
+#[cfg(any(feature = "infra", test))]
 pub const HISTOGRAMS: [&str; 2] = [SESSION_READY_SECONDS, DELIVERY_SECONDS];
 
 /// The buckets of every histogram (seconds): from half a millisecond (a
 /// loopback delivery) to 10 s (a handshake at its timeouts).
+#[cfg(any(feature = "infra", test))]
 pub const BUCKETS_SECONDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
