@@ -21,7 +21,8 @@ use crate::client::{ConfigSource, ReceiverError, SessionState};
 pub const SESSION_STATE: &str = "isp_cluster_session_state";
 /// `isp_cluster_connect_attempts_total{module,outcome}`: connection attempts
 /// (TCP, TLS, WebSocket upgrade) by outcome: `connected`, `timeout`,
-/// `refused` (the upgrade answered with an HTTP error) or `failed`.
+/// `upgrade_refused` (the upgrade answered with an HTTP error) or `failed`
+/// (TCP refused or reset, TLS, DNS…).
 pub const CONNECT_ATTEMPTS: &str = "isp_cluster_connect_attempts_total";
 /// `isp_cluster_sessions_started_total{module}`: sessions whose connection
 /// was upgraded (the handshake began).
@@ -123,13 +124,19 @@ pub(crate) fn session_state(module: &str, state: &SessionState) {
 
 /// A connection attempt ended (`Err` carries its reason text).
 pub(crate) fn connect_attempt(module: &str, result: Result<(), &str>) {
-    let outcome = match result {
+    let outcome = connect_outcome(result);
+    counter!(CONNECT_ATTEMPTS, "module" => module.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// The outcome label of a connection attempt, from the reason texts of
+/// connect.rs.
+fn connect_outcome(result: Result<(), &str>) -> &'static str {
+    match result {
         Ok(()) => "connected",
         Err(reason) if reason.contains(" within ") => "timeout",
-        Err(reason) if reason.contains("upgrade refused") => "refused",
+        Err(reason) if reason.contains("upgrade refused") => "upgrade_refused",
         Err(_) => "failed",
-    };
-    counter!(CONNECT_ATTEMPTS, "module" => module.to_owned(), "outcome" => outcome).increment(1);
+    }
 }
 
 /// A connection was upgraded: the session's handshake begins.
@@ -158,7 +165,7 @@ pub(crate) fn end_reason_class(reason: &str) -> &'static str {
         ("server closed the session normally", "server_closed"),
         ("server closed the session with", "server_close_error"),
         ("no ack for", "ack_timeout"),
-        ("server refused", "refused"),
+        ("server refused", "ack_refused"),
         ("no pong within", "pong_timeout"),
         ("server sent", "server_error"),
         ("over the read limit", "read_limit"),
@@ -340,6 +347,36 @@ mod tests {
     }
 
     #[test]
+    fn connect_outcomes_follow_the_reasons_connect_writes() {
+        let cases = [
+            (Ok(()), "connected"),
+            (
+                Err("cannot connect to h:1: no websocket upgrade within 5s"),
+                "timeout",
+            ),
+            (
+                Err("cannot connect to h:1: no tls handshake and websocket upgrade within 5s"),
+                "timeout",
+            ),
+            (
+                Err("cannot connect to h:1: websocket upgrade refused with HTTP 404 Not Found"),
+                "upgrade_refused",
+            ),
+            (
+                Err("cannot connect to h:1: Connection refused (os error 111)"),
+                "failed",
+            ),
+            (
+                Err("cannot connect to h:1: tls: certificate expired"),
+                "failed",
+            ),
+        ];
+        for (result, outcome) in cases {
+            assert_eq!(connect_outcome(result), outcome, "{result:?}");
+        }
+    }
+
+    #[test]
     fn every_reason_the_client_writes_has_its_class() {
         let cases = [
             ("closed by the client", "closed"),
@@ -352,7 +389,7 @@ mod tests {
                 "server_close_error",
             ),
             ("no ack for MODULE:READY within 1s", "ack_timeout"),
-            ("server refused MODULE:READY: no", "refused"),
+            ("server refused MODULE:READY: no", "ack_refused"),
             ("no pong within 3s: connection lost", "pong_timeout"),
             ("server sent ERROR_CONFIG: bad", "server_error"),
             ("message over the read limit of 1024 bytes", "read_limit"),

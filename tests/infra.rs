@@ -593,7 +593,7 @@ async fn failures_are_counted_by_kind() {
         .hosts([server.addr().to_string()])
         .start()
         .unwrap();
-    let refused = [("module", "obs-acks"), ("reason", "refused")];
+    let refused = [("module", "obs-acks"), ("reason", "ack_refused")];
     until_sample("isp_cluster_sessions_ended_total", &refused, 1.0).await;
     client.close().await;
     server.set_frozen("obs-silent", true);
