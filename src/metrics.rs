@@ -3,11 +3,12 @@
 //!
 //! Recording goes through the [`metrics`] facade: the crate records, the
 //! application installs the exporter (the `infra` feature brings a
-//! Prometheus one). With no recorder installed a call costs a few
-//! nanoseconds. Names follow Prometheus conventions (`isp_cluster_` prefix,
-//! base units in the name, `_total` on counters); every label value is one
-//! of a few constants or a module name the application chose, never a
-//! config value, an address or a request id. The README lists them all.
+//! Prometheus one). A call costs about 65 ns with no recorder (the facade
+//! builds its labels either way), 150 ns with Prometheus. Names follow
+//! Prometheus conventions (`isp_cluster_` prefix, base units in the name,
+//! `_total` on counters); every label value is one of a few constants or a
+//! module name the application chose, never a config value, an address or
+//! a request id. The README lists them all.
 
 use std::time::Duration;
 
