@@ -20,8 +20,8 @@
 //! `bootstrap::Bootstrap`: the client, the offline client and the infra
 //! server built from a Go module's local config files and environment, as
 //! isp-kit's `bootstrap.NewClustered` builds them. Every metric the crate records
-//! goes through the [`metrics`](https://docs.rs/metrics) facade (names in
-//! [`mod@metrics`]).
+//! goes through the [`metrics`](https://docs.rs/metrics) facade (the
+//! README lists every name).
 //!
 //! # Example
 //!
@@ -83,7 +83,9 @@ pub mod etp;
 mod events;
 mod json;
 pub mod lb;
-pub mod metrics;
+// Private: a public `metrics` module would shadow the `metrics` crate in
+// an application that glob-imports this crate. The README lists the names.
+mod metrics;
 mod offline;
 mod secrets;
 mod typed;

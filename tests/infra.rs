@@ -501,3 +501,137 @@ async fn metrics_autodiscovery_is_declared_at_ready() {
     client.close().await;
     server.stop().await;
 }
+
+/// The process's metrics, rendered by the installed recorder.
+fn rendered() -> String {
+    infra::install_recorder().unwrap().render()
+}
+
+async fn until_sample(name: &str, labels: &[(&str, &str)], at_least: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = rendered();
+        if sample(&text, name, labels).is_some_and(|v| v >= at_least) {
+            return text;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{name}{labels:?} never reached {at_least}:\n{text}");
+}
+
+#[actix::test]
+async fn failures_are_counted_by_kind() {
+    use common::Behaviour;
+    use isp_cluster::lb::{BalancedClient, HostsUpgrader, RoundRobin};
+    infra::install_recorder().unwrap();
+
+    // A cached config, delivered while every node is down.
+    let dir = std::env::temp_dir().join(format!("isp-cluster-infra-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("cached.json");
+    std::fs::write(&cache, r#"{"n":5}"#).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_host = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let (rec, seen) = Recorder::start_new();
+    let client = module("obs-cached")
+        .hosts([dead_host.clone()])
+        .remote_config(rec.recipient())
+        .config_cache(&cache)
+        .start()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || seen.configs().len() == 1).await);
+    let cached = [
+        ("module", "obs-cached"),
+        ("source", "cache"),
+        ("outcome", "accepted"),
+    ];
+    until_sample("isp_cluster_configs_delivered_total", &cached, 1.0).await;
+    client.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A receiver that rejects, then one that stalls, after READY.
+    let server = ConfigServer::builder().start().await.unwrap();
+    let (rec, seen) = Recorder::start_new();
+    let client = module("obs-receiver")
+        .hosts([server.addr().to_string()])
+        .remote_config(rec.recipient())
+        .config_timeout(Duration::from_millis(100))
+        .start()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    seen.set(Behaviour {
+        reject: Some("no".into()),
+        delay: Duration::ZERO,
+    });
+    server.set_config("obs-receiver", json!({"n": 1}));
+    let m = "obs-receiver";
+    let rejected = [("module", m), ("receiver", "config"), ("kind", "error")];
+    let text = until_sample("isp_cluster_receiver_failures_total", &rejected, 1.0).await;
+    let by_receiver = [("module", m), ("by", "receiver")];
+    assert_eq!(
+        sample(&text, "isp_cluster_configs_rejected_total", &by_receiver),
+        Some(1.0)
+    );
+    let outcome = [("module", m), ("source", "server"), ("outcome", "rejected")];
+    assert_eq!(
+        sample(&text, "isp_cluster_configs_delivered_total", &outcome),
+        Some(1.0)
+    );
+    seen.set(Behaviour {
+        reject: None,
+        delay: Duration::from_millis(300),
+    });
+    server.set_config("obs-receiver", json!({"n": 2}));
+    let timed_out = [("module", m), ("receiver", "config"), ("kind", "timeout")];
+    until_sample("isp_cluster_receiver_failures_total", &timed_out, 1.0).await;
+    client.close().await;
+
+    // A server that never acks READY, then one that refuses it.
+    server.fail_event("obs-acks", isp_cluster::MODULE_READY, Some("not now"));
+    let client = module("obs-acks")
+        .hosts([server.addr().to_string()])
+        .start()
+        .unwrap();
+    let refused = [("module", "obs-acks"), ("reason", "ack_refused")];
+    until_sample("isp_cluster_sessions_ended_total", &refused, 1.0).await;
+    client.close().await;
+    server.set_frozen("obs-silent", true);
+    let client = module("obs-silent")
+        .hosts([server.addr().to_string()])
+        .start()
+        .unwrap();
+    let schema = [
+        ("module", "obs-silent"),
+        ("event", isp_cluster::MODULE_SEND_CONFIG_SCHEMA),
+    ];
+    until_sample("isp_cluster_ack_timeouts_total", &schema, 1.0).await;
+    // The session ends once its close frame goes unanswered (a second).
+    let ack_timeout = [("module", "obs-silent"), ("reason", "ack_timeout")];
+    until_sample("isp_cluster_sessions_ended_total", &ack_timeout, 1.0).await;
+    client.close().await;
+    server.stop().await;
+
+    // The balanced client: no instance, then only a refusing one.
+    let pool = RoundRobin::new("obs-lb");
+    let http = BalancedClient::new(pool.clone());
+    assert!(http.get("/").send().await.is_err());
+    pool.upgrade(&[dead_host]);
+    assert!(http.get("/").send().await.is_err());
+    let text = rendered();
+    let no_hosts = [("module", "obs-lb"), ("outcome", "no_hosts")];
+    assert_eq!(
+        sample(&text, "isp_cluster_lb_requests_total", &no_hosts),
+        Some(1.0)
+    );
+    let unreachable = [("module", "obs-lb"), ("outcome", "unreachable")];
+    assert_eq!(
+        sample(&text, "isp_cluster_lb_requests_total", &unreachable),
+        Some(1.0)
+    );
+    let skipped = [("module", "obs-lb")];
+    assert_eq!(
+        sample(&text, "isp_cluster_lb_hosts_skipped_total", &skipped),
+        Some(1.0)
+    );
+}

@@ -115,7 +115,7 @@ pub enum Setting {
     ReadLimit,
     /// [`ClusterClientBuilder::config_cache`]
     ConfigCache,
-    /// [`ClusterClientBuilder::outage_summary_interval`]
+    /// [`ClusterClientBuilder::outage_summary_interval`](crate::ClusterClientBuilder::outage_summary_interval)
     OutageSummaryInterval,
 }
 

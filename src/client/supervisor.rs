@@ -23,8 +23,8 @@ use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use tokio::sync::oneshot;
 
 use super::connect::connect;
-use super::outage::OutageLog;
 use super::delivery::{DeliverCached, Delivery, Drain};
+use super::outage::OutageLog;
 use super::session::{CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 

@@ -88,8 +88,10 @@ impl fmt::Debug for Infra {
 impl Infra {
     /// The scope for `client`, registered as the health check
     /// `configServiceConnection` (Go's `cluster.Client` registered by
-    /// `bootstrap`). Installs the Prometheus recorder
-    /// ([`install_recorder`]) unless [`Infra::metrics_handle`] gives one.
+    /// `bootstrap`). When mounted or served it installs the Prometheus
+    /// recorder ([`install_recorder`]) unless [`Infra::metrics_handle`]
+    /// gave one; call [`install_recorder`] before starting the client to
+    /// count from its first attempt.
     pub fn new(client: ClusterClient) -> Self {
         let check_client = client.clone();
         let mut checks: BTreeMap<String, Check> = BTreeMap::new();
