@@ -84,7 +84,7 @@ pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,
 };
-pub use typed::{config_schema, ConfigChanged, TypedConfig, CONFIG_SCHEMA_TITLE};
+pub use typed::{config_schema, ConfigChanged, TypedConfig, TypedConfigError, CONFIG_SCHEMA_TITLE};
 pub use types::*;
 
 /// This crate's version, sent as `libVersion`.

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use actix::{MailboxError, Recipient};
 
-use crate::client::{ConfigSource, ReceiverError, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
+use crate::client::{ConfigSource, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
 use crate::config_file::{self, JsonFile};
+use crate::secrets::safe_receiver_error;
 
 /// Delivers a remote config read from a JSON file to the same
 /// [`RemoteConfig`] receiver the cluster client would feed, under the config
@@ -64,8 +65,10 @@ pub enum OfflineError {
         /// The parse error.
         source: serde_json::Error,
     },
-    /// The receiver rejected the config (its error is the source).
-    Rejected(ReceiverError),
+    /// The receiver rejected the config: its error as safe text (a
+    /// receiver's error may quote config values; this never does, see
+    /// [`crate::TypedConfigError`]).
+    Rejected(String),
     /// The receiver did not answer within the config timeout.
     Timeout(Duration),
     /// The receiver actor is stopped.
@@ -97,7 +100,6 @@ impl std::error::Error for OfflineError {
         match self {
             Self::Read { source, .. } => Some(source),
             Self::InvalidJson { source, .. } => Some(source),
-            Self::Rejected(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -160,7 +162,7 @@ impl OfflineClient {
                 log::info!("offline config from {} applied", self.path.display());
                 Ok(())
             }
-            Ok(Err(e)) => Err(OfflineError::Rejected(e)),
+            Ok(Err(e)) => Err(OfflineError::Rejected(safe_receiver_error(&*e))),
             Err(MailboxError::Timeout) => Err(OfflineError::Timeout(self.config_timeout)),
             Err(MailboxError::Closed) => Err(OfflineError::ReceiverStopped),
         }

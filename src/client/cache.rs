@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::{ConfigSource, RemoteConfig, Shared};
 use crate::config_file::{self, write_atomic};
+use crate::secrets::safe_receiver_error;
 
 /// Writes accepted configs to the cache file.
 pub(crate) struct CacheWriter {
@@ -159,7 +160,10 @@ pub(crate) async fn deliver_cached(
         Ok(Ok(())) => log::info!(
             "{tag} cached config from {shown} applied ({bytes} bytes); a node's config replaces it"
         ),
-        Ok(Err(e)) => log::warn!("{tag} remote config receiver rejected the cached config: {e}"),
+        Ok(Err(e)) => log::warn!(
+            "{tag} remote config receiver rejected the cached config: {}",
+            safe_receiver_error(&*e)
+        ),
         Err(MailboxError::Timeout) => log::warn!(
             "{tag} remote config receiver did not answer the cached config within {timeout:?}"
         ),

@@ -32,7 +32,7 @@ use super::{HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, Settings};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
-use crate::secrets::LogPayload;
+use crate::secrets::{safe_receiver_error, LogPayload};
 use crate::types::RoutingConfig;
 
 type Sink = FlushOnClose<SplitSink<Framed, ws::Message>>;
@@ -329,7 +329,10 @@ impl Session {
         }
         let error = match result {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("{receiver} rejected {event}: {e}")),
+            Ok(Err(e)) => Some(format!(
+                "{receiver} rejected {event}: {}",
+                safe_receiver_error(&*e)
+            )),
             Err(MailboxError::Timeout) => Some(format!("{receiver} timed out on {event}")),
             Err(MailboxError::Closed) => Some(format!(
                 "{receiver} is stopped (its mailbox is closed); {event} not delivered"
