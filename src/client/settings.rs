@@ -108,6 +108,8 @@ pub enum Setting {
     PingTimeout,
     /// [`ClusterClientBuilder::connect_timeout`]
     ConnectTimeout,
+    /// [`ClusterClientBuilder::initial_wait`]
+    InitialWait,
     /// [`ClusterClientBuilder::backoff`]
     Backoff,
     /// [`ClusterClientBuilder::read_limit`]
@@ -125,6 +127,7 @@ impl fmt::Display for Setting {
             Self::PingInterval => "ping interval",
             Self::PingTimeout => "ping timeout",
             Self::ConnectTimeout => "connect timeout",
+            Self::InitialWait => "initial wait",
             Self::Backoff => "backoff",
             Self::ReadLimit => "read limit",
             Self::ConfigCache => "config cache",
