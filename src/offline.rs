@@ -174,17 +174,30 @@ impl OfflineClient {
         self.run().await
     }
 
-    /// Delivers the file now and again whenever its content changes,
-    /// checking every `interval`, until the returned guard is dropped. A
-    /// change that fails (unreadable, invalid JSON, rejected) is logged with
-    /// the path and the error, never the content, and the receiver keeps the
-    /// last good config. The file is read off the actix thread. Call it
-    /// inside a running actix System.
-    #[must_use = "watching stops when the returned guard is dropped"]
-    pub fn watch(self, interval: Duration) -> OfflineWatch {
+    /// Delivers the file now, and again whenever its content changes,
+    /// checking every `interval`, until the returned guard is dropped.
+    ///
+    /// The first read and delivery happen before it returns, with
+    /// [`run`](Self::run)'s errors: a watch whose guard is dropped at once
+    /// (`let _ = offline.watch(..).await`) has still delivered the file,
+    /// and a file that is missing or rejected at start is the caller's
+    /// error, not a log line. After that, a change that fails (unreadable,
+    /// invalid JSON, rejected) is logged with the path and the error, never
+    /// the content, and the receiver keeps the last good config. The file
+    /// is read off the actix thread. Call it inside a running actix System.
+    pub async fn watch(self, interval: Duration) -> Result<OfflineWatch, OfflineError> {
+        let file = config_file::read(&self.path)
+            .await
+            .map_err(|source| OfflineError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        let first = fingerprint(&file.data);
+        self.deliver(file).await?;
         let task = actix::spawn(async move {
-            let mut last: Option<u64> = None;
+            let mut last: Option<u64> = Some(first);
             loop {
+                actix::clock::sleep(interval).await;
                 match config_file::read(&self.path).await {
                     Ok(file) => {
                         let fingerprint = fingerprint(&file.data);
@@ -201,10 +214,9 @@ impl OfflineClient {
                         }
                     }
                 }
-                actix::clock::sleep(interval).await;
             }
         });
-        OfflineWatch { task }
+        Ok(OfflineWatch { task })
     }
 }
 
