@@ -473,3 +473,57 @@ async fn a_cache_without_a_receiver_or_a_file_name_is_a_build_error() {
         "invalid config cache: the path names no file"
     );
 }
+
+/// A crash between writing and renaming leaves `.<name>.<pid>.<seq>.tmp`
+/// files that hold a config: opening the cache removes those of a writer
+/// that is gone, or that are too old to be a write under way, and nothing
+/// else.
+#[actix::test]
+async fn stale_temporary_files_are_removed_when_the_cache_is_opened() {
+    let dir = TempDir::new("stale-temps");
+    let path = dir.file("orders.json");
+    std::fs::write(&path, r#"{"limit":1}"#).unwrap();
+    let secret = r#"{"db":{"password":"pw-left-behind"}}"#;
+    // A writer that died (no such process).
+    let dead = dir.file(".orders.json.999999999.0.tmp");
+    // A live process (init), but written long ago: no write takes minutes.
+    let old = dir.file(".orders.json.1.7.tmp");
+    // A live process writing right now: kept.
+    let fresh = dir.file(".orders.json.1.8.tmp");
+    // Not ours.
+    let unrelated = [
+        dir.file(".orders.json.notes.tmp"),
+        dir.file(".other.json.999999999.0.tmp"),
+        dir.file("orders.json.bak"),
+    ];
+    for file in [&dead, &old, &fresh].into_iter().chain(&unrelated) {
+        std::fs::write(file, secret).unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (receiver, log) = Receiver::start_new();
+    let client = module("orders")
+        .hosts([down.to_string()])
+        .config_cache(&path)
+        .remote_config(receiver.recipient())
+        .start()
+        .unwrap();
+    assert!(wait_until(WAIT, || !log.configs().is_empty()).await);
+    #[cfg(target_os = "linux")]
+    assert!(!dead.exists(), "a dead writer's temporary file stays");
+    assert!(!old.exists(), "an old temporary file stays");
+    assert!(fresh.exists(), "a live writer's temporary file was removed");
+    for file in &unrelated {
+        assert!(file.exists(), "{} was removed", file.display());
+    }
+    client.close().await;
+}

@@ -138,6 +138,7 @@ pub(crate) async fn deliver_cached(
     timeout: Duration,
 ) {
     let tag = format!("[module={module}]");
+    remove_stale_temps(&path, &tag).await;
     let shown = path.display();
     let file = match config_file::read(&path).await {
         Ok(file) => file,
@@ -169,6 +170,33 @@ pub(crate) async fn deliver_cached(
         ),
         Err(MailboxError::Closed) => log::warn!(
             "{tag} remote config receiver is stopped (its mailbox is closed); cached config not delivered"
+        ),
+    }
+}
+
+/// Removes what crashed writes left beside the cache, off the actix
+/// thread; a failure is a warning.
+async fn remove_stale_temps(path: &std::path::Path, tag: &str) {
+    let owned = path.to_owned();
+    let removed = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(move || config_file::remove_stale_temps(&owned))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e.to_string()))),
+        Err(_) => config_file::remove_stale_temps(&owned),
+    };
+    match removed {
+        Ok(files) => {
+            for file in files {
+                log::info!(
+                    "{tag} removed a stale temporary cache file {}",
+                    file.display()
+                );
+            }
+        }
+        Err(e) => log::warn!(
+            "{tag} cannot clean up temporary files beside the config cache {}: {e}",
+            path.display()
         ),
     }
 }
