@@ -380,14 +380,14 @@ impl ClusterClientBuilder {
             #[cfg(feature = "tls")]
             tls: self.tls,
             #[cfg(feature = "tls")]
-            tls_built: std::sync::OnceLock::new(),
+            tls_built: std::sync::Mutex::new(None),
         };
         // A configuration given explicitly is checked now, not at the first
-        // `wss://` attempt.
+        // `wss://` attempt; the system trust store is left to that attempt,
+        // which loads it off the actix thread.
         #[cfg(feature = "tls")]
         if let Some(tls) = &settings.tls {
-            let built = tls.build().map_err(BuildError::Tls)?;
-            let _ = settings.tls_built.set(Ok(built));
+            tls.check().map_err(BuildError::Tls)?;
         }
         Ok((settings, self.hosts))
     }
