@@ -292,7 +292,7 @@ async fn main() {
     say("operator: raising gateway's rate limit to 20".to_owned());
     let mut config = server.config("gateway").expect("gateway has a config");
     config["rateLimit"] = 20.into();
-    server.set_config("gateway", config);
+    server.set_config("gateway", config).unwrap();
     until(&seen, "config change", |s| {
         s.config.as_ref().is_some_and(|c| c.rate_limit == 20)
     })

@@ -58,7 +58,7 @@
 //!     while client.healthcheck().is_err() {
 //!         actix::clock::sleep(Duration::from_millis(5)).await;
 //!     }
-//!     server.set_config("orders", serde_json::json!({"limit": 20})); // pushed at once
+//!     server.set_config("orders", serde_json::json!({"limit": 20})).unwrap(); // pushed at once
 //!     client.close().await; // close frame 1000, no restart
 //!     server.stop().await;
 //! });

@@ -390,7 +390,7 @@ async fn a_rejected_config_is_never_written() {
 
     // Rejected after READY: the last accepted config stays on disk.
     let path = dir.file("active.json");
-    server.set_config("quota", json!({"limit": 1}));
+    server.set_config("quota", json!({"limit": 1})).unwrap();
     let (receiver, seen) = Receiver::start_new();
     let client = module("quota")
         .hosts([server.addr().to_string()])
@@ -399,11 +399,13 @@ async fn a_rejected_config_is_never_written() {
         .start()
         .unwrap();
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"limit": 1}))).await);
-    server.set_config("quota", json!({"limit": 13, "reject": true}));
+    server
+        .set_config("quota", json!({"limit": 13, "reject": true}))
+        .unwrap();
     assert!(wait_until(WAIT, || seen.rejected().len() == 1).await);
     actix::clock::sleep(Duration::from_millis(100)).await;
     assert_eq!(file_json(&path), Some(json!({"limit": 1})));
-    server.set_config("quota", json!({"limit": 2}));
+    server.set_config("quota", json!({"limit": 2})).unwrap();
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"limit": 2}))).await);
     assert!(client.healthcheck().is_ok());
     client.close().await;
@@ -425,7 +427,7 @@ async fn a_failed_write_is_a_counted_warning_and_never_fatal() {
         .unwrap();
     assert!(wait_until(WAIT, || client.status().cache_writes_failed == 1).await);
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
-    server.set_config("ledger", json!({"limit": 2}));
+    server.set_config("ledger", json!({"limit": 2})).unwrap();
     assert!(wait_until(WAIT, || client.status().cache_writes_failed == 2).await);
     assert!(client.healthcheck().is_ok(), "still registered");
     assert_eq!(seen.configs().len(), 2, "both configs were delivered");

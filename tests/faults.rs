@@ -641,7 +641,9 @@ async fn receiver_stopped_after_ready_is_an_error_not_a_panic() {
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     rec.send(Stop).await.unwrap();
-    server.set_config("gateway", json!({"after": "stop"}));
+    server
+        .set_config("gateway", json!({"after": "stop"}))
+        .unwrap();
     actix_rt::time::sleep(Duration::from_millis(200)).await;
     assert!(client.healthcheck().is_ok(), "the session goes on");
     assert_eq!(seen.configs().len(), 1);

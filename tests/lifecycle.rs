@@ -442,7 +442,7 @@ async fn a_slow_receiver_sees_the_newest_config_within_one_handling_time() {
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     for n in 0..60 {
-        server.set_config("gateway", json!({ "n": n }));
+        server.set_config("gateway", json!({ "n": n })).unwrap();
     }
     let last_push = Instant::now();
     assert!(

@@ -105,8 +105,10 @@ async fn no_secret_value_appears_in_any_log_line() {
     // A change, then a config that is not an object at all.
     let mut changed = secret_config.clone();
     changed["apiToken"] = json!("tok-456-value");
-    server.set_config("vault", changed);
-    server.set_config("vault", json!("password=raw-string-secret"));
+    server.set_config("vault", changed).unwrap();
+    server
+        .set_config("vault", json!("password=raw-string-secret"))
+        .unwrap();
     assert!(wait_until(Duration::from_secs(5), || seen.configs().len() == 3).await);
     assert_eq!(seen.configs()[2].0, json!("password=raw-string-secret"));
     client.close().await;
@@ -155,7 +157,9 @@ async fn no_secret_value_appears_in_any_log_line() {
         .unwrap();
     assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
     rec.send(common::Stop).await.unwrap();
-    server.set_config("vault", json!({"token": "tok-456-value"}));
+    server
+        .set_config("vault", json!({"token": "tok-456-value"}))
+        .unwrap();
     let stopped = "remote config receiver is stopped (its mailbox is closed); \
                    CONFIG:SEND_CONFIG_CHANGED not delivered";
     assert!(wait_until(Duration::from_secs(5), error_line_with(stopped)).await);
