@@ -201,7 +201,8 @@ impl TlsConfig {
             roots.add(root.clone()).map_err(TlsError::Rustls)?;
         }
         // Unloaded, the system store may still hold roots.
-        if roots.is_empty() && !(self.os_roots && !load_os_roots) {
+        let os_roots_unknown = self.os_roots && !load_os_roots;
+        if roots.is_empty() && !os_roots_unknown {
             return Err(TlsError::NoRoots);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
