@@ -111,7 +111,13 @@ impl<S: Sink<Message> + Unpin> OutboxSink<S> {
     /// one waits and the connection takes nothing.
     fn hand_over_pong(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         let mut state = self.outbox.0.borrow_mut();
-        state.waker = Some(cx.waker().clone());
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
         if state.pong.is_none() {
             return Poll::Ready(Ok(()));
         }
