@@ -383,6 +383,37 @@ async fn no_receiver_error_quotes_a_config_value_anywhere() {
     assert_no_receiver_secret("HealthcheckError", &failed.to_string());
     assert_no_receiver_secret("HealthcheckError", &format!("{failed:?}"));
 
+    // A plain receiver that hands serde's error back, in the handshake: its
+    // text would reach the close frame within its 123 bytes.
+    let (serde_endings_tx, serde_endings_rx) = std::sync::mpsc::channel::<peer::Ending>();
+    let serde_peer = ScriptedPeer::start(move |mut conn| {
+        let endings = serde_endings_tx.clone();
+        async move {
+            conn.upgrade().await;
+            conn.register(r#"{"dbSecret":"hunter2-serde"}"#).await;
+            let (ending, _) = conn.until_ending().await;
+            let _ = endings.send(ending);
+        }
+    })
+    .await;
+    let serde_client = ClusterClient::builder(vault(), ConfigData::default())
+        .hosts([serde_peer.host()])
+        .remote_config(SerdeReceiver.start().recipient())
+        .start()
+        .unwrap();
+    let mut ending = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            ending = serde_endings_rx.try_recv().ok();
+            ending.is_some()
+        })
+        .await
+    );
+    let ending = ending.unwrap();
+    assert_no_receiver_secret("the close frame", ending.reason());
+    assert!(ending.reason().contains("json data error"), "{ending:?}");
+    serde_client.close().await;
+
     // Offline: a typed receiver and one that returns serde's error.
     let dir = scratch_dir("offline");
     let path = dir.join("remote.json");
