@@ -763,8 +763,14 @@ async fn legacy_error_events_fail_the_handshake_with_their_text() {
     }
 }
 
-/// How long a hostile peer floods without reading.
+/// How long a hostile peer floods without reading, at most.
 const ACK_FLOOD: Duration = Duration::from_secs(4);
+
+/// How many events the ack flood sends: their acks (about 450 bytes each)
+/// are several times the bound plus what the kernel buffers hold, and a
+/// peer that starts reading right after them may still catch the close
+/// frame within the session's grace period.
+const ACK_FLOOD_EVENTS: u64 = 100_000;
 
 fn inactive_reasons(events: &[isp_cluster::SessionEvent]) -> Vec<String> {
     events
@@ -796,7 +802,7 @@ async fn unanswered_error_acks_end_the_session_with_1008() {
             let short = format!("UNKNOWN:{}", "s".repeat(200));
             let until = Instant::now() + ACK_FLOOD;
             let mut id = 1u64;
-            while Instant::now() < until {
+            while Instant::now() < until && id < ACK_FLOOD_EVENTS {
                 let name = if id.is_multiple_of(64) { &name } else { &short };
                 let frame = format!("{name}||{id}||{{}}");
                 let timed = actix_rt::time::timeout(
@@ -854,10 +860,18 @@ async fn unanswered_error_acks_end_the_session_with_1008() {
         .await
     );
     let ending = ending.unwrap();
+    // The close frame follows what the kernel buffered before it; a peer
+    // that read too late sees the connection end without it.
     assert!(
-        matches!(ending.code(), Some(1008) | None),
+        ending == Ending::Eof || ending.code() == Some(1008),
         "the peer saw {ending:?}"
     );
+    if ending != Ending::Eof {
+        assert!(
+            ending.reason().starts_with("peer is not reading"),
+            "{ending:?}"
+        );
+    }
     println!("ack flood: the peer saw {ending:?}");
     client.close().await;
 }
