@@ -252,7 +252,7 @@ async fn push(
     let config = json!({"pad": "x".repeat(pad_bytes), "seq": seq});
     let suffix = format!("\"seq\":{seq}}}");
     let started = Instant::now();
-    server.set_config(module, config);
+    server.set_config(module, config).unwrap();
     let mut received = 0;
     while received < expected {
         let frame = timeout(PUSH_TIMEOUT, sessions.next())

@@ -313,7 +313,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .config("gateway")
         .ok_or("the config-service holds no config of gateway")?;
     config["rateLimit"] = 20.into();
-    server.set_config("gateway", config);
+    server.set_config("gateway", config).unwrap();
     until(&seen, "config change", |s| {
         s.config.as_ref().is_some_and(|c| c.rate_limit == 20)
     })

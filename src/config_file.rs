@@ -78,6 +78,74 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A temporary file older than this is no write under way: a write takes
+/// milliseconds, and its writer is gone or stuck.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files [`write_atomic`] left beside `path` when a
+/// crash came between writing and renaming (they hold a config): those named
+/// `.<name>.<pid>.<seq>.tmp` whose writer is not a live process (checked on
+/// Linux; this process has not written `path` yet when the cache is opened)
+/// or that are older than [`STALE_TEMP_AGE`]. Nothing else is touched.
+/// Blocking: call it off the actix thread. Returns the files removed.
+pub(crate) fn remove_stale_temps(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{name}.");
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // No directory, no leftovers (the read then finds no cache).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(context(e, format!("cannot list {}", dir.display()))),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('.'))
+            .filter(|(_, seq)| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if old || !writer_alive(pid) {
+            let temp = entry.path();
+            std::fs::remove_file(&temp)
+                .map_err(|e| context(e, format!("cannot remove {}", temp.display())))?;
+            removed.push(temp);
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` may still be writing (always, where it cannot be
+/// told; never for this process, which has not written yet).
+fn writer_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
 /// A name no other write (of this or another process) uses at the same time.
 fn temp_name(name: &std::ffi::OsStr) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);

@@ -65,7 +65,7 @@
 //!     while client.healthcheck().is_err() {
 //!         actix::clock::sleep(Duration::from_millis(5)).await;
 //!     }
-//!     server.set_config("orders", serde_json::json!({"limit": 20})); // pushed at once
+//!     server.set_config("orders", serde_json::json!({"limit": 20})).unwrap(); // pushed at once
 //!     client.close().await; // close frame 1000, no restart
 //!     server.stop().await;
 //! });
@@ -99,7 +99,7 @@ pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,
 };
-pub use typed::{config_schema, ConfigChanged, TypedConfig, CONFIG_SCHEMA_TITLE};
+pub use typed::{config_schema, ConfigChanged, TypedConfig, TypedConfigError, CONFIG_SCHEMA_TITLE};
 pub use types::*;
 
 /// The `schemars` this crate derives config schemas with (major version 1),

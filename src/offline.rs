@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use actix::{MailboxError, Recipient};
 
-use crate::client::{ConfigSource, ReceiverError, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
+use crate::client::{ConfigSource, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
 use crate::config_file::{self, JsonFile};
+use crate::secrets::safe_receiver_error;
 
 /// Delivers a remote config read from a JSON file to the same
 /// [`RemoteConfig`] receiver the cluster client would feed, under the config
@@ -64,8 +65,10 @@ pub enum OfflineError {
         /// The parse error.
         source: serde_json::Error,
     },
-    /// The receiver rejected the config (its error is the source).
-    Rejected(ReceiverError),
+    /// The receiver rejected the config: its error as safe text (a
+    /// receiver's error may quote config values; this never does, see
+    /// [`crate::TypedConfigError`]).
+    Rejected(String),
     /// The receiver did not answer within the config timeout.
     Timeout(Duration),
     /// The receiver actor is stopped.
@@ -97,7 +100,6 @@ impl std::error::Error for OfflineError {
         match self {
             Self::Read { source, .. } => Some(source),
             Self::InvalidJson { source, .. } => Some(source),
-            Self::Rejected(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -160,7 +162,7 @@ impl OfflineClient {
                 log::info!("offline config from {} applied", self.path.display());
                 Ok(())
             }
-            Ok(Err(e)) => Err(OfflineError::Rejected(e)),
+            Ok(Err(e)) => Err(OfflineError::Rejected(safe_receiver_error(&*e))),
             Err(MailboxError::Timeout) => Err(OfflineError::Timeout(self.config_timeout)),
             Err(MailboxError::Closed) => Err(OfflineError::ReceiverStopped),
         }
@@ -172,17 +174,30 @@ impl OfflineClient {
         self.run().await
     }
 
-    /// Delivers the file now and again whenever its content changes,
-    /// checking every `interval`, until the returned guard is dropped. A
-    /// change that fails (unreadable, invalid JSON, rejected) is logged with
-    /// the path and the error, never the content, and the receiver keeps the
-    /// last good config. The file is read off the actix thread. Call it
-    /// inside a running actix System.
-    #[must_use = "watching stops when the returned guard is dropped"]
-    pub fn watch(self, interval: Duration) -> OfflineWatch {
+    /// Delivers the file now, and again whenever its content changes,
+    /// checking every `interval`, until the returned guard is dropped.
+    ///
+    /// The first read and delivery happen before it returns, with
+    /// [`run`](Self::run)'s errors: a watch whose guard is dropped at once
+    /// (`let _ = offline.watch(..).await`) has still delivered the file,
+    /// and a file that is missing or rejected at start is the caller's
+    /// error, not a log line. After that, a change that fails (unreadable,
+    /// invalid JSON, rejected) is logged with the path and the error, never
+    /// the content, and the receiver keeps the last good config. The file
+    /// is read off the actix thread. Call it inside a running actix System.
+    pub async fn watch(self, interval: Duration) -> Result<OfflineWatch, OfflineError> {
+        let file = config_file::read(&self.path)
+            .await
+            .map_err(|source| OfflineError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        let first = fingerprint(&file.data);
+        self.deliver(file).await?;
         let task = actix::spawn(async move {
-            let mut last: Option<u64> = None;
+            let mut last: Option<u64> = Some(first);
             loop {
+                actix::clock::sleep(interval).await;
                 match config_file::read(&self.path).await {
                     Ok(file) => {
                         let fingerprint = fingerprint(&file.data);
@@ -199,10 +214,9 @@ impl OfflineClient {
                         }
                     }
                 }
-                actix::clock::sleep(interval).await;
             }
         });
-        OfflineWatch { task }
+        Ok(OfflineWatch { task })
     }
 }
 

@@ -67,6 +67,90 @@ impl<T> fmt::Debug for ConfigChanged<T> {
     }
 }
 
+/// Why a [`TypedConfig`] refused a config. Its `Display` (and `Debug`)
+/// never quote a config value: it reaches the status, session events, log
+/// lines and the close frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TypedConfigError {
+    /// The config does not deserialize into the target type.
+    Mismatch {
+        /// The target type's name.
+        type_name: &'static str,
+        /// serde's category: `"data"` (a value of the wrong type or a
+        /// missing field), `"syntax"`, `"eof"` or `"io"`.
+        category: &'static str,
+        /// Where in the document, as `db.port` or `items[2]` (`.` for the
+        /// top level).
+        path: String,
+        /// The line of the offending value (from 1).
+        line: usize,
+        /// The column of the offending value (from 1).
+        column: usize,
+        /// What the target type expected there, as serde describes it
+        /// (`struct Db`, `u32`, `field `limit``), when it says.
+        expected: Option<String>,
+    },
+    /// The validator refused the config; its text after the masker's
+    /// substring rules (see [`TypedConfig::validate`]).
+    Invalid(String),
+}
+
+impl fmt::Display for TypedConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mismatch {
+                type_name,
+                category,
+                path,
+                line,
+                column,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "config does not match {type_name}: json {category} error at {path} (line {line} column {column})"
+                )?;
+                if let Some(expected) = expected {
+                    write!(f, ", expected {expected}")?;
+                }
+                Ok(())
+            }
+            Self::Invalid(text) => write!(f, "config is invalid: {text}"),
+        }
+    }
+}
+
+impl std::error::Error for TypedConfigError {}
+
+impl TypedConfigError {
+    /// The mismatch of `data` with `T`, or `T` itself.
+    fn parse<T: DeserializeOwned>(data: &[u8]) -> Result<T, Self> {
+        let mut de = serde_json::Deserializer::from_slice(data);
+        let value: T = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| Self::mismatch::<T>(e.path().to_string(), e.inner()))?;
+        // Trailing bytes (never after the client's JSON check).
+        de.end()
+            .map_err(|e| Self::mismatch::<T>(".".to_owned(), &e))?;
+        Ok(value)
+    }
+
+    fn mismatch<T>(path: String, err: &serde_json::Error) -> Self {
+        let parts = crate::secrets::SerdeErrorParts::of(err);
+        Self::Mismatch {
+            type_name: std::any::type_name::<T>(),
+            category: parts.category,
+            path: crate::secrets::Bounded(&path, MAX_PATH_LEN).to_string(),
+            line: parts.line,
+            column: parts.column,
+            expected: parts.expected,
+        }
+    }
+}
+
+/// How much of a JSON path a [`TypedConfigError`] shows.
+const MAX_PATH_LEN: usize = 200;
+
 impl<T: 'static> Message for ConfigChanged<T> {
     type Result = Result<(), ReceiverError>;
 }
@@ -128,7 +212,10 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> TypedConfig<T> {
         }
     }
 
-    /// Checks each parsed config before it is delivered.
+    /// Checks each parsed config before it is delivered. The error text is
+    /// shown as [`TypedConfigError::Invalid`], after the secret masker's
+    /// substring rules (a word naming a secret hides the value after it):
+    /// still, say what is wrong, not what the value was.
     #[must_use]
     pub fn validate(mut self, check: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
         self.validate = Some(Box::new(check));
@@ -147,16 +234,15 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
     type Result = AtomicResponse<Self, Result<(), ReceiverError>>;
 
     fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
-        let parsed: T = match msg.parse() {
+        let parsed: T = match TypedConfigError::parse(&msg.data) {
             Ok(value) => value,
-            Err(e) => {
-                let error = format!("config does not match {}: {e}", std::any::type_name::<T>());
+            Err(error) => {
                 return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))));
             }
         };
         if let Some(check) = &self.validate {
             if let Err(e) = check(&parsed) {
-                let error = format!("config is invalid: {e}");
+                let error = TypedConfigError::Invalid(crate::secrets::mask_free_text(&e));
                 return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))));
             }
         }

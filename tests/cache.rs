@@ -390,7 +390,7 @@ async fn a_rejected_config_is_never_written() {
 
     // Rejected after READY: the last accepted config stays on disk.
     let path = dir.file("active.json");
-    server.set_config("quota", json!({"limit": 1}));
+    server.set_config("quota", json!({"limit": 1})).unwrap();
     let (receiver, seen) = Receiver::start_new();
     let client = module("quota")
         .hosts([server.addr().to_string()])
@@ -399,11 +399,13 @@ async fn a_rejected_config_is_never_written() {
         .start()
         .unwrap();
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"limit": 1}))).await);
-    server.set_config("quota", json!({"limit": 13, "reject": true}));
+    server
+        .set_config("quota", json!({"limit": 13, "reject": true}))
+        .unwrap();
     assert!(wait_until(WAIT, || seen.rejected().len() == 1).await);
     actix::clock::sleep(Duration::from_millis(100)).await;
     assert_eq!(file_json(&path), Some(json!({"limit": 1})));
-    server.set_config("quota", json!({"limit": 2}));
+    server.set_config("quota", json!({"limit": 2})).unwrap();
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"limit": 2}))).await);
     assert!(client.healthcheck().is_ok());
     client.close().await;
@@ -425,7 +427,7 @@ async fn a_failed_write_is_a_counted_warning_and_never_fatal() {
         .unwrap();
     assert!(wait_until(WAIT, || client.status().cache_writes_failed == 1).await);
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
-    server.set_config("ledger", json!({"limit": 2}));
+    server.set_config("ledger", json!({"limit": 2})).unwrap();
     assert!(wait_until(WAIT, || client.status().cache_writes_failed == 2).await);
     assert!(client.healthcheck().is_ok(), "still registered");
     assert_eq!(seen.configs().len(), 2, "both configs were delivered");
@@ -472,4 +474,58 @@ async fn a_cache_without_a_receiver_or_a_file_name_is_a_build_error() {
         err.to_string(),
         "invalid config cache: the path names no file"
     );
+}
+
+/// A crash between writing and renaming leaves `.<name>.<pid>.<seq>.tmp`
+/// files that hold a config: opening the cache removes those of a writer
+/// that is gone, or that are too old to be a write under way, and nothing
+/// else.
+#[actix::test]
+async fn stale_temporary_files_are_removed_when_the_cache_is_opened() {
+    let dir = TempDir::new("stale-temps");
+    let path = dir.file("orders.json");
+    std::fs::write(&path, r#"{"limit":1}"#).unwrap();
+    let secret = r#"{"db":{"password":"pw-left-behind"}}"#;
+    // A writer that died (no such process).
+    let dead = dir.file(".orders.json.999999999.0.tmp");
+    // A live process (init), but written long ago: no write takes minutes.
+    let old = dir.file(".orders.json.1.7.tmp");
+    // A live process writing right now: kept.
+    let fresh = dir.file(".orders.json.1.8.tmp");
+    // Not ours.
+    let unrelated = [
+        dir.file(".orders.json.notes.tmp"),
+        dir.file(".other.json.999999999.0.tmp"),
+        dir.file("orders.json.bak"),
+    ];
+    for file in [&dead, &old, &fresh].into_iter().chain(&unrelated) {
+        std::fs::write(file, secret).unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (receiver, log) = Receiver::start_new();
+    let client = module("orders")
+        .hosts([down.to_string()])
+        .config_cache(&path)
+        .remote_config(receiver.recipient())
+        .start()
+        .unwrap();
+    assert!(wait_until(WAIT, || !log.configs().is_empty()).await);
+    #[cfg(target_os = "linux")]
+    assert!(!dead.exists(), "a dead writer's temporary file stays");
+    assert!(!old.exists(), "an old temporary file stays");
+    assert!(fresh.exists(), "a live writer's temporary file was removed");
+    for file in &unrelated {
+        assert!(file.exists(), "{} was removed", file.display());
+    }
+    client.close().await;
 }

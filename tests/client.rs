@@ -128,7 +128,7 @@ async fn a_burst_of_config_changes_reaches_a_slow_receiver_in_order_newest_last(
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     for n in 0..100 {
-        server.set_config("orders", json!({ "n": n }));
+        server.set_config("orders", json!({ "n": n })).unwrap();
     }
     let newest = |seen: &common::Shared| seen.configs().last().and_then(|(c, _)| c["n"].as_i64());
     assert!(wait_until(WAIT, || newest(&seen) == Some(99)).await);

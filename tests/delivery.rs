@@ -119,9 +119,9 @@ async fn a_busy_receiver_across_a_failover_has_one_delivery_in_flight_and_sees_t
     client.ready(WAIT).await.unwrap();
     // Session 1 delivers v1, which the receiver takes its time over; v2
     // arrives behind it; then session 1 dies and session 2 starts with v2.
-    server.set_config("gateway", json!({"v": 1}));
+    server.set_config("gateway", json!({"v": 1})).unwrap();
     assert!(wait_until(WAIT, || seen.lock().unwrap().handling == [1]).await);
-    server.set_config("gateway", json!({"v": 2}));
+    server.set_config("gateway", json!({"v": 2})).unwrap();
     actix::clock::sleep(Duration::from_millis(100)).await;
     server.drop_sessions("gateway");
     assert!(
@@ -166,7 +166,7 @@ async fn the_cache_holds_a_config_accepted_after_its_session_ended() {
         .unwrap();
     client.ready(WAIT).await.unwrap();
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"v": 0}))).await);
-    server.set_config("gateway", json!({"v": 1}));
+    server.set_config("gateway", json!({"v": 1})).unwrap();
     assert!(wait_until(WAIT, || seen.lock().unwrap().handling == [1]).await);
     // The node goes away while the receiver is applying v1: no session is
     // left to hear the answer.
@@ -198,7 +198,7 @@ async fn close_while_the_receiver_accepts_returns_with_that_config_on_disk() {
         .unwrap();
     client.ready(WAIT).await.unwrap();
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"v": 0}))).await);
-    server.set_config("gateway", json!({"v": 1}));
+    server.set_config("gateway", json!({"v": 1})).unwrap();
     assert!(wait_until(WAIT, || seen.lock().unwrap().handling == [1]).await);
     client.close().await;
     // No waiting here: close() returned, so the accepted config is on disk.
@@ -248,7 +248,7 @@ async fn a_rejected_config_is_counted_in_the_status_and_shown_in_its_json() {
         (status.configs_rejected, status.newest_config_rejected),
         (0, false)
     );
-    server.set_config("gateway", json!({"port": -1}));
+    server.set_config("gateway", json!({"port": -1})).unwrap();
     assert!(wait_until(WAIT, || client.status().configs_rejected == 1).await);
     // The module runs on its last good config: healthy, and says so.
     assert!(client.healthcheck().is_ok());
@@ -269,7 +269,7 @@ async fn a_rejected_config_is_counted_in_the_status_and_shown_in_its_json() {
         reason: "port must be positive".into()
     }));
     // A good config again: still counted, no longer the newest.
-    server.set_config("gateway", json!({"port": 2}));
+    server.set_config("gateway", json!({"port": 2})).unwrap();
     assert!(wait_until(WAIT, || !client.status().newest_config_rejected).await);
     assert_eq!(client.status().configs_rejected, 1);
     client.close().await;
@@ -371,9 +371,9 @@ async fn closure_receivers_get_the_config_and_the_routes() {
     assert_eq!(*configs.lock().unwrap(), [json!({"port": 1})]);
     // The module sees itself in the routes after its READY.
     assert!(wait_until(WAIT, || *routes.lock().unwrap() >= 1).await);
-    server.set_config("gateway", json!({"port": 0}));
+    server.set_config("gateway", json!({"port": 0})).unwrap();
     assert!(wait_until(WAIT, || client.status().configs_rejected == 1).await);
-    server.set_config("gateway", json!({"port": 3}));
+    server.set_config("gateway", json!({"port": 3})).unwrap();
     assert!(wait_until(WAIT, || configs.lock().unwrap().len() == 2).await);
     assert_eq!(configs.lock().unwrap()[1], json!({"port": 3}));
     client.close().await;

@@ -17,8 +17,9 @@ use serde_json::json;
 
 mod common;
 mod peer;
-use common::{wait_until, Recorder, Stop};
-use peer::{Conn, FreezingProxy, ScriptedPeer};
+use bytes::Bytes;
+use common::{quick_module, wait_until, Recorder, Stop};
+use peer::{Conn, Ending, FreezingProxy, ScriptedPeer};
 
 const WAIT: Duration = Duration::from_secs(5);
 const ACK_TIMEOUT: Duration = common::QUICK_ACK_TIMEOUT;
@@ -640,7 +641,9 @@ async fn receiver_stopped_after_ready_is_an_error_not_a_panic() {
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     rec.send(Stop).await.unwrap();
-    server.set_config("gateway", json!({"after": "stop"}));
+    server
+        .set_config("gateway", json!({"after": "stop"}))
+        .unwrap();
     actix_rt::time::sleep(Duration::from_millis(200)).await;
     assert!(client.healthcheck().is_ok(), "the session goes on");
     assert_eq!(seen.configs().len(), 1);
@@ -758,4 +761,157 @@ async fn legacy_error_events_fail_the_handshake_with_their_text() {
         );
         client.close().await;
     }
+}
+
+/// How long a hostile peer floods without reading, at most.
+const ACK_FLOOD: Duration = Duration::from_secs(4);
+
+/// How many events the ack flood sends: their acks (about 450 bytes each)
+/// are several times the bound plus what the kernel buffers hold, and a
+/// peer that starts reading right after them may still catch the close
+/// frame within the session's grace period.
+const ACK_FLOOD_EVENTS: u64 = 100_000;
+
+fn inactive_reasons(events: &[isp_cluster::SessionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            isp_cluster::SessionEvent::Inactive { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Events that ask for an ack, with names the client does not know, as fast
+/// as the socket takes them, and nothing read: the error acks pile up until
+/// the session ends with 1008 "peer is not reading".
+#[actix::test]
+async fn unanswered_error_acks_end_the_session_with_1008() {
+    let (endings_tx, endings_rx) = std::sync::mpsc::channel::<Ending>();
+    let peer = ScriptedPeer::start(move |mut conn| {
+        let endings = endings_tx.clone();
+        async move {
+            conn.upgrade().await;
+            conn.handshake("{}").await;
+            if conn.index > 0 {
+                conn.until_closed().await;
+                return;
+            }
+            // A name of 4 KiB: the ack must not repeat it whole.
+            let name = format!("UNKNOWN:{}", "n".repeat(4096));
+            let short = format!("UNKNOWN:{}", "s".repeat(200));
+            let until = Instant::now() + ACK_FLOOD;
+            let mut id = 1u64;
+            while Instant::now() < until && id < ACK_FLOOD_EVENTS {
+                let name = if id.is_multiple_of(64) { &name } else { &short };
+                let frame = format!("{name}||{id}||{{}}");
+                let timed = actix_rt::time::timeout(
+                    Duration::from_millis(50),
+                    conn.send_buffered(ws::Message::Text(frame.into())),
+                )
+                .await;
+                if timed.is_ok() {
+                    id += 1;
+                }
+            }
+            println!("ack flood: the peer sent {id} events");
+            let (ending, before) = conn.until_ending().await;
+            let longest = before
+                .iter()
+                .filter_map(|r| match r {
+                    peer::Received::Event(e) => Some(e.encoded_len()),
+                    _ => None,
+                })
+                .max();
+            log::info!(
+                "ack flood peer: {} frames before the end, longest {longest:?}",
+                before.len()
+            );
+            assert!(longest.unwrap_or(0) < 1024, "an ack of {longest:?} bytes");
+            let _ = endings.send(ending);
+        }
+    })
+    .await;
+    let (events, seen) = Recorder::start_new();
+    // Our own pings are far apart: only the bound on output can end it.
+    let client = quick_module()
+        .ping(Duration::from_secs(20), Duration::from_secs(10))
+        .hosts([peer.host()])
+        .session_events(events.recipient())
+        .start()
+        .unwrap();
+    assert!(
+        wait_until(ACK_FLOOD + Duration::from_secs(5), || {
+            inactive_reasons(&seen.events())
+                .iter()
+                .any(|r| r.contains("peer is not reading"))
+        })
+        .await,
+        "{:?}",
+        seen.events()
+    );
+    println!("ack flood: {:?}", inactive_reasons(&seen.events()));
+    let mut ending = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            ending = endings_rx.try_recv().ok();
+            ending.is_some()
+        })
+        .await
+    );
+    let ending = ending.unwrap();
+    // The close frame follows what the kernel buffered before it; a peer
+    // that read too late sees the connection end without it.
+    assert!(
+        ending == Ending::Eof || ending.code() == Some(1008),
+        "the peer saw {ending:?}"
+    );
+    if ending != Ending::Eof {
+        assert!(
+            ending.reason().starts_with("peer is not reading"),
+            "{ending:?}"
+        );
+    }
+    println!("ack flood: the peer saw {ending:?}");
+    client.close().await;
+}
+
+/// Pongs nobody asked for do not prove that the peer reads: a peer that
+/// sends them and reads nothing loses the session to the pong timeout.
+#[actix::test]
+async fn unsolicited_pongs_do_not_count_as_liveness() {
+    let peer = ScriptedPeer::start(|mut conn| async move {
+        conn.upgrade().await;
+        conn.handshake("{}").await;
+        if conn.index > 0 {
+            conn.until_closed().await;
+            return;
+        }
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            conn.send(ws::Message::Pong(Bytes::from_static(b"alive")))
+                .await;
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        conn.hold().await;
+    })
+    .await;
+    let (events, seen) = Recorder::start_new();
+    let client = quick_module()
+        .ping(Duration::from_millis(200), Duration::from_millis(300))
+        .hosts([peer.host()])
+        .session_events(events.recipient())
+        .start()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            inactive_reasons(&seen.events())
+                .iter()
+                .any(|r| r.contains("no pong"))
+        })
+        .await,
+        "{:?}",
+        seen.events()
+    );
+    client.close().await;
 }

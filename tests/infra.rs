@@ -166,7 +166,7 @@ async fn metrics_move_while_a_session_starts_fails_over_and_delivers() {
     } else {
         (&b, &a)
     };
-    here.set_config(name, json!({"n": 1}));
+    here.set_config(name, json!({"n": 1})).unwrap();
     assert!(wait_until(Duration::from_secs(5), || seen.configs().len() == 2).await);
     let text = scrape(&infra).await;
     assert_eq!(
@@ -564,7 +564,7 @@ async fn failures_are_counted_by_kind() {
         reject: Some("no".into()),
         delay: Duration::ZERO,
     });
-    server.set_config("obs-receiver", json!({"n": 1}));
+    server.set_config("obs-receiver", json!({"n": 1})).unwrap();
     let m = "obs-receiver";
     let rejected = [("module", m), ("receiver", "config"), ("kind", "error")];
     let text = until_sample("isp_cluster_receiver_failures_total", &rejected, 1.0).await;
@@ -582,7 +582,7 @@ async fn failures_are_counted_by_kind() {
         reject: None,
         delay: Duration::from_millis(300),
     });
-    server.set_config("obs-receiver", json!({"n": 2}));
+    server.set_config("obs-receiver", json!({"n": 2})).unwrap();
     let timed_out = [("module", m), ("receiver", "config"), ("kind", "timeout")];
     until_sample("isp_cluster_receiver_failures_total", &timed_out, 1.0).await;
     client.close().await;

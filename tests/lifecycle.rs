@@ -442,7 +442,7 @@ async fn a_slow_receiver_sees_the_newest_config_within_one_handling_time() {
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     for n in 0..60 {
-        server.set_config("gateway", json!({ "n": n }));
+        server.set_config("gateway", json!({ "n": n })).unwrap();
     }
     let last_push = Instant::now();
     assert!(
@@ -577,6 +577,60 @@ fn start_outside_a_running_system_is_an_error() {
     let err = module().hosts(["127.0.0.1:1"]).start().unwrap_err();
     assert!(matches!(err, BuildError::NoSystem), "{err}");
     assert!(err.to_string().contains("inside a running actix system"));
+}
+
+#[test]
+fn an_upgrader_outside_a_running_system_is_the_same_error_not_a_panic() {
+    let err = module()
+        .hosts(["127.0.0.1:1"])
+        .require_module_upgrader("auth", |_: &[String]| {})
+        .start()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::NoSystem), "{err}");
+}
+
+/// Settings that cannot work are refused by `start()`, naming the setting:
+/// a zero (or sub-millisecond) initial backoff reconnected in a hot loop.
+#[actix::test]
+async fn settings_that_cannot_work_are_refused_naming_the_setting() {
+    let refused =
+        |builder: isp_cluster::ClusterClientBuilder| match builder.hosts(["127.0.0.1:1"]).start() {
+            Err(BuildError::InvalidSetting { setting, reason }) => (setting, reason),
+            Err(other) => panic!("another error: {other}"),
+            Ok(client) => {
+                let status = client.status();
+                panic!("started: {status:?}")
+            }
+        };
+    let cases = [
+        (
+            module().backoff(Duration::ZERO, Duration::from_secs(10)),
+            isp_cluster::Setting::Backoff,
+        ),
+        (
+            module().backoff(Duration::from_nanos(1), Duration::from_secs(10)),
+            isp_cluster::Setting::Backoff,
+        ),
+        (
+            module().backoff(Duration::from_secs(2), Duration::from_secs(1)),
+            isp_cluster::Setting::Backoff,
+        ),
+        (
+            module().initial_wait(Duration::ZERO),
+            isp_cluster::Setting::InitialWait,
+        ),
+        (
+            module().ping(Duration::from_secs(1), Duration::ZERO),
+            isp_cluster::Setting::PingTimeout,
+        ),
+        (module().read_limit(10), isp_cluster::Setting::ReadLimit),
+    ];
+    for (builder, want) in cases {
+        let (setting, reason) = refused(builder);
+        assert_eq!(setting, want, "{reason}");
+        let shown = BuildError::InvalidSetting { setting, reason }.to_string();
+        assert!(shown.contains(&want.to_string()), "{shown}");
+    }
 }
 
 #[actix::test]

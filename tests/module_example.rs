@@ -114,7 +114,7 @@ async fn prints_one_json_object_per_event_and_closes_on_sigterm() {
     assert_eq!(routes["event"], "routes");
     assert_eq!(routes["routes"][0]["moduleName"], "gateway");
 
-    server.set_config("gateway", json!({"limit": 6}));
+    server.set_config("gateway", json!({"limit": 6})).unwrap();
     assert_eq!(
         module.next().await,
         json!({"event":"config","config":{"limit":6},"source":"server"})

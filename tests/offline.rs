@@ -100,7 +100,10 @@ async fn receiver_rejection_timeout_and_stop_are_errors() {
 async fn watch_delivers_each_change_and_keeps_the_last_good_one() {
     let path = temp_file("watched.json", r#"{"v":1}"#);
     let (recorder, seen) = Recorder::start_new();
-    let watch = OfflineClient::new(&path, recorder.recipient()).watch(Duration::from_millis(10));
+    let watch = OfflineClient::new(&path, recorder.recipient())
+        .watch(Duration::from_millis(10))
+        .await
+        .unwrap();
     let values = |seen: &common::Shared| -> Vec<serde_json::Value> {
         seen.configs().into_iter().map(|c| c.0).collect()
     };
@@ -180,4 +183,26 @@ async fn the_file_is_read_off_the_actix_thread_and_marked_as_a_file() {
     writer.join().unwrap();
     assert_eq!(*sources.lock().unwrap(), [isp_cluster::ConfigSource::File]);
     std::fs::remove_file(&fifo).unwrap();
+}
+
+/// `let _ = offline.watch(..)` drops the guard at once: it must still have
+/// read and delivered the file.
+#[actix::test]
+async fn a_watch_whose_guard_is_dropped_at_once_still_delivered_the_file() {
+    let path = temp_file("dropped-guard.json", r#"{"v":1}"#);
+    let (recorder, seen) = Recorder::start_new();
+    let _ = OfflineClient::new(&path, recorder.recipient())
+        .watch(Duration::from_millis(10))
+        .await;
+    assert_eq!(seen.configs().len(), 1, "nothing was delivered");
+}
+
+#[actix::test]
+async fn a_watch_of_a_missing_file_is_the_callers_error() {
+    let (recorder, _) = Recorder::start_new();
+    let err = OfflineClient::new("/nonexistent/isp-cluster-watch.json", recorder.recipient())
+        .watch(Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OfflineError::Read { .. }), "{err}");
 }

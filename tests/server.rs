@@ -354,7 +354,9 @@ async fn the_whole_session_of_protocol_section_5() {
     assert_eq!(server.routes().len(), 2);
 
     // Later: a config change, bytes as the server stores them.
-    server.set_config("b", json!({"someString": "changed"}));
+    server
+        .set_config("b", json!({"someString": "changed"}))
+        .unwrap();
     let changed = b.expect(CONFIG_SEND_CONFIG_CHANGED).await;
     assert_eq!(&changed.data[..], br#"{"someString":"changed"}"#);
 
@@ -657,7 +659,7 @@ async fn configs_over_64_kib_travel_both_ways() {
     let mut b = EtpClient::connect(&server, "b").await;
     assert_eq!(b.send_schema(big.clone()).await, big);
     let bigger = json!({"items": vec!["y".repeat(1000); 1000]});
-    server.set_config("b", bigger.clone());
+    server.set_config("b", bigger.clone()).unwrap();
     assert_eq!(b.expect_json(CONFIG_SEND_CONFIG_CHANGED).await, bigger);
     server.stop().await;
 }
@@ -769,13 +771,13 @@ async fn a_frozen_session_neither_pongs_nor_receives_pushes() {
 
     server.set_frozen("b", true);
     b.send(Message::Ping(Bytes::from_static(b"anyone?"))).await;
-    server.set_config("b", json!({"lost": true}));
+    server.set_config("b", json!({"lost": true})).unwrap();
     b.emit("MODULE:DANCE", 4, "{}").await;
     b.expect_silence().await;
 
     server.set_frozen("b", false);
     assert_eq!(&b.ping(b"back").await[..], b"back");
-    server.set_config("b", json!({"seen": true}));
+    server.set_config("b", json!({"seen": true})).unwrap();
     assert_eq!(
         b.expect_json(CONFIG_SEND_CONFIG_CHANGED).await,
         json!({"seen": true})
@@ -882,7 +884,7 @@ async fn the_admin_api_reads_state_and_pushes_configs() {
         "{body}"
     );
     assert_eq!(get("/schema/nobody").await.0, 404);
-    server.set_config("no-schema", json!({}));
+    server.set_config("no-schema", json!({})).unwrap();
     let (status, body) = get("/schema/no-schema").await;
     assert_eq!(status, 404);
     assert!(
@@ -919,7 +921,9 @@ async fn worst_push_after_handshake(server: &ConfigServer, attempt: usize) -> Du
         let mut client = EtpClient::connect(server, &module).await;
         client.become_ready(&module, "10.0.0.1", "9001").await;
         let started = Instant::now();
-        server.set_config(&module, json!({ "round": round }));
+        server
+            .set_config(&module, json!({ "round": round }))
+            .unwrap();
         let pushed = client.expect(CONFIG_SEND_CONFIG_CHANGED).await;
         let elapsed = started.elapsed();
         assert_eq!(
@@ -1044,7 +1048,7 @@ async fn the_reply_order_puts_the_answers_before_after_or_well_after_the_ack() {
         }
         // Whatever the order, the same answers.
         b.pending.clear();
-        server.set_config("b", json!({"a": 1}));
+        server.set_config("b", json!({"a": 1})).unwrap();
         assert_eq!(
             b.expect_json(CONFIG_SEND_CONFIG_CHANGED).await,
             json!({"a": 1})
@@ -1113,4 +1117,92 @@ async fn a_non_loopback_listener_needs_an_admin_token_and_tiny_read_limits_are_r
         err.to_string().contains("below the minimum of 1024"),
         "{err}"
     );
+}
+
+/// A pushed config is checked against the schema the module registered, as
+/// the real service checks it: one that violates it is refused (the admin
+/// API with 400 and the reason, `set_config` with an error), is not stored
+/// and reaches no session; the reason never quotes the value.
+#[actix::test]
+async fn a_pushed_config_that_violates_the_modules_schema_is_refused() {
+    let server = ConfigServer::builder()
+        .start()
+        .await
+        .expect("server starts");
+    let mut m = EtpClient::connect(&server, "m").await;
+    let schema = json!({
+        "type": "object",
+        "properties": {"db": {"type": "object", "properties": {"port": {"type": "integer"}},
+                              "required": ["port"]}},
+    });
+    let data = json!({"version": "1.0.0", "schema": schema, "config": {"db": {"port": 1}}});
+    let ack = m
+        .request(MODULE_SEND_CONFIG_SCHEMA, 1, &data.to_string())
+        .await;
+    assert_eq!(ack, "ok");
+    assert_eq!(
+        m.expect_json(CONFIG_SEND_CONFIG_WHEN_CONNECTED).await,
+        json!({"db": {"port": 1}})
+    );
+
+    let http = awc::Client::new();
+    let url = format!("http://{}/admin/config/m", server.addr());
+    let mut response = http
+        .put(&url)
+        .send_body(r#"{"db":{"port":"hunter2-schema"}}"#)
+        .await
+        .expect("response");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("json error body");
+    let reason = body["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.contains("/db/port") && reason.contains("type"),
+        "{body}"
+    );
+    assert!(!reason.contains("hunter2"), "{body}");
+
+    let err = server
+        .set_config("m", json!({"db": {}}))
+        .expect_err("a config without the required port");
+    assert!(err.to_string().contains("required"), "{err}");
+    let err = server
+        .set_config_raw("m", r#"{"db":"hunter2-raw"}"#)
+        .expect_err("db is not an object");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert_eq!(server.config("m"), Some(json!({"db": {"port": 1}})));
+    m.expect_silence().await;
+
+    // A config that fits is stored and pushed.
+    server.set_config("m", json!({"db": {"port": 2}})).unwrap();
+    assert_eq!(
+        m.expect_json(CONFIG_SEND_CONFIG_CHANGED).await,
+        json!({"db": {"port": 2}})
+    );
+    server.stop().await;
+}
+
+/// The ETP endpoint has no token (modules present none, on the real
+/// service either), so a listener beyond loopback, where anyone who
+/// reaches it could register as any module and be sent its config, must be
+/// asked for explicitly, admin token or not.
+#[actix::test]
+async fn modules_beyond_loopback_must_be_allowed_explicitly() {
+    let err = ConfigServer::builder()
+        .listen("0.0.0.0:0")
+        .admin_token("a-long-random-token")
+        .start()
+        .await
+        .expect_err("modules from every interface, not asked for");
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("allow_remote_modules"), "{err}");
+    // Allowed: the check passes and the bind itself is what fails here
+    // (a documentation address no interface has), so nothing listens.
+    let err = ConfigServer::builder()
+        .listen("192.0.2.1:0")
+        .admin_token("a-long-random-token")
+        .allow_remote_modules()
+        .start()
+        .await
+        .expect_err("no interface has this address");
+    assert_ne!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
 }

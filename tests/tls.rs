@@ -81,7 +81,9 @@ async fn wss_handshake_config_push_and_failover_to_a_ws_node() {
         .unwrap();
     assert!(wait_until(WAIT, || client.healthcheck().is_ok()).await);
     assert_eq!(client.status().host.as_deref(), Some(wss.as_str()));
-    secure.set_config("gateway", json!({"over": "tls"}));
+    secure
+        .set_config("gateway", json!({"over": "tls"}))
+        .unwrap();
     assert!(
         wait_until(WAIT, || seen
             .configs()

@@ -152,9 +152,13 @@ async fn a_typed_module_against_the_embedded_server() {
         client.status()
     );
     assert!(client.healthcheck().is_err());
-    server.set_config("limiter", serde_json::json!({"rps": 5}));
+    server
+        .set_config("limiter", serde_json::json!({"rps": 5}))
+        .unwrap();
     assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
-    server.set_config("limiter", serde_json::json!({"rps": 6}));
+    server
+        .set_config("limiter", serde_json::json!({"rps": 6}))
+        .unwrap();
     assert!(wait_until(Duration::from_secs(5), || seen.lock().unwrap().len() == 2).await);
     assert_eq!(*seen.lock().unwrap(), [(5, None), (6, Some(5))]);
     assert_eq!(server.schema("limiter").unwrap()["title"], "Remote config");

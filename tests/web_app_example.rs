@@ -88,7 +88,7 @@ async fn serves_the_hot_config_masks_secrets_and_closes_with_1000_on_sigterm() {
     server.set_config(
         "web-app",
         json!({"greeting": "hej", "database": {"url": "postgres://x", "password": "new-secret"}}),
-    );
+    ).unwrap();
     let mut hello = String::new();
     for _ in 0..200 {
         hello = get(&format!("{base}/hello")).await.1;

@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! cargo run --features devserver --bin isp-cluster-devserver -- --listen 127.0.0.1:9001 \
-//!     [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
+//!     [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN] [--allow-remote-modules]
 //! cargo install isp-cluster --features devserver --bin isp-cluster-devserver
 //! ```
 //!
 //! A development and test server, in memory. On loopback (the default) the
 //! admin API is open; any other listen address needs `--admin-token`, which
-//! the admin API then requires as `Authorization: Bearer TOKEN`.
+//! the admin API then requires as `Authorization: Bearer TOKEN`, and
+//! `--allow-remote-modules`, since the module endpoint itself has no
+//! authentication.
 //!
 //! Modules connect to `ws://127.0.0.1:9001/isp-etp/?module_name=NAME`; the
 //! admin API is on the same port, e.g.
@@ -23,12 +25,14 @@ use std::process::ExitCode;
 use isp_cluster::server::{ConfigServer, ConfigServerBuilder};
 
 const USAGE: &str =
-    "usage: isp-cluster-devserver [--listen ADDR] [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN]
+    "usage: isp-cluster-devserver [--listen ADDR] [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN] [--allow-remote-modules]
   --listen ADDR          address to listen on (default 127.0.0.1:9001)
   --config NAME=FILE     initial remote config of module NAME, a JSON file (repeatable)
   --read-limit BYTES     largest message accepted (default 4194304)
   --admin-token TOKEN    require Authorization: Bearer TOKEN on the admin API
-                         (required to listen on anything but loopback)";
+                         (required to listen on anything but loopback)
+  --allow-remote-modules serve modules on an address other than loopback (also
+                         required there: the module endpoint has no authentication)";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
 
@@ -41,6 +45,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<ConfigServerBuil
         match arg.as_str() {
             "--listen" => builder = builder.listen(value("--listen")?),
             "--admin-token" => builder = builder.admin_token(value("--admin-token")?),
+            "--allow-remote-modules" => builder = builder.allow_remote_modules(),
             "--read-limit" => {
                 let limit = value("--read-limit")?;
                 let limit = limit

@@ -21,6 +21,17 @@ use super::{
 };
 use crate::types::{ConfigData, MetricsAutodiscovery, ModuleInfo, ModuleRequirements};
 
+/// The smallest initial backoff: below it the jittered delay rounds to
+/// nothing and a failing client reconnects in a hot loop.
+const MIN_BACKOFF_INITIAL: Duration = Duration::from_millis(1);
+
+/// Who receives a required module's addresses.
+enum ModuleReceiver {
+    Recipient(Recipient<HostsChanged>),
+    /// Wrapped in its actor by `start()`, inside the System it checked.
+    Upgrader(Box<dyn crate::lb::HostsUpgrader>),
+}
+
 /// Builds a [`ClusterClient`]; see [`ClusterClient::builder`].
 #[must_use]
 pub struct ClusterClientBuilder {
@@ -43,7 +54,7 @@ pub struct ClusterClientBuilder {
     config_receiver: Option<Recipient<RemoteConfig>>,
     config_cache: Option<PathBuf>,
     routes_receiver: Option<Recipient<RoutesChanged>>,
-    module_receivers: Vec<(String, Recipient<HostsChanged>)>,
+    module_receivers: Vec<(String, ModuleReceiver)>,
     session_events: Option<Recipient<SessionEvent>>,
     #[cfg(feature = "tls")]
     tls: Option<TlsConfig>,
@@ -194,21 +205,24 @@ impl ClusterClientBuilder {
         module: impl Into<String>,
         receiver: Recipient<HostsChanged>,
     ) -> Self {
-        self.module_receivers.push((module.into(), receiver));
+        self.module_receivers
+            .push((module.into(), ModuleReceiver::Recipient(receiver)));
         self
     }
 
     /// Requires `module`: its live addresses go to `upgrader` (Go:
     /// `RequireModule(name, upgrader)`), through an
     /// [`UpgraderActor`](crate::lb::UpgraderActor) that applies them in
-    /// order under the receiver timeout. Starts that actor, so call it inside
-    /// the actix System, as [`start`](Self::start).
+    /// order under the receiver timeout. [`start`](Self::start) starts that
+    /// actor, once it found the actix System running.
     pub fn require_module_upgrader(
-        self,
+        mut self,
         module: impl Into<String>,
         upgrader: impl crate::lb::HostsUpgrader,
     ) -> Self {
-        self.require_module(module, crate::lb::upgrader_recipient(upgrader))
+        self.module_receivers
+            .push((module.into(), ModuleReceiver::Upgrader(Box::new(upgrader))));
+        self
     }
 
     /// Where session changes (active, inactive and why) are sent.
@@ -350,6 +364,8 @@ impl ClusterClientBuilder {
             (self.ping_timeout, Setting::PingTimeout),
             (self.connect_timeout, Setting::ConnectTimeout),
             (self.outage_summary_interval, Setting::OutageSummaryInterval),
+            // Zero fails every handshake that waits for routes or addresses.
+            (self.initial_wait, Setting::InitialWait),
         ];
         if let Some((_, setting)) = positive.iter().find(|(d, _)| d.is_zero()) {
             return Err(BuildError::InvalidSetting {
@@ -357,10 +373,20 @@ impl ClusterClientBuilder {
                 reason: "it is zero",
             });
         }
-        if self.backoff_initial > self.backoff_max || self.backoff_max.is_zero() {
+        // The others checked for the same trap: the config initial wait
+        // may be zero (the config timeout is added to it), the minimum
+        // uptime may be zero (every session end is then a failover, paced by
+        // the handshake itself), and any of them may be `Duration::MAX`.
+        if self.backoff_initial < MIN_BACKOFF_INITIAL {
             return Err(BuildError::InvalidSetting {
                 setting: Setting::Backoff,
-                reason: "need 0 < initial <= max",
+                reason: "the initial delay is below 1 ms: a failing client would reconnect in a hot loop",
+            });
+        }
+        if self.backoff_initial > self.backoff_max {
+            return Err(BuildError::InvalidSetting {
+                setting: Setting::Backoff,
+                reason: "the initial delay is over the maximum",
             });
         }
         if self.read_limit < MIN_READ_LIMIT {
@@ -387,6 +413,15 @@ impl ClusterClientBuilder {
             .module_receivers
             .iter()
             .map(|(m, _)| m.clone())
+            .collect();
+        // Validation is done and the System is running: start upgraders.
+        let module_receivers = self
+            .module_receivers
+            .into_iter()
+            .map(|(module, receiver)| match receiver {
+                ModuleReceiver::Recipient(r) => (module, r),
+                ModuleReceiver::Upgrader(u) => (module, crate::lb::boxed_upgrader_recipient(u)),
+            })
             .collect();
         let requirements = ModuleRequirements {
             required_modules: required.clone(),
@@ -420,19 +455,19 @@ impl ClusterClientBuilder {
             config_receiver: self.config_receiver,
             config_cache: self.config_cache,
             routes_receiver: self.routes_receiver,
-            module_receivers: self.module_receivers,
+            module_receivers,
             session_events: self.session_events,
             #[cfg(feature = "tls")]
             tls: self.tls,
             #[cfg(feature = "tls")]
-            tls_built: std::sync::OnceLock::new(),
+            tls_built: std::sync::Mutex::new(None),
         };
         // A configuration given explicitly is checked now, not at the first
-        // `wss://` attempt.
+        // `wss://` attempt; the system trust store is left to that attempt,
+        // which loads it off the actix thread.
         #[cfg(feature = "tls")]
         if let Some(tls) = &settings.tls {
-            let built = tls.build().map_err(BuildError::Tls)?;
-            let _ = settings.tls_built.set(Ok(built));
+            tls.check().map_err(BuildError::Tls)?;
         }
         Ok((settings, self.hosts))
     }

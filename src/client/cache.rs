@@ -158,6 +158,7 @@ impl Inner {
 /// warning naming the path and the fault. Nothing here fails the client.
 pub(crate) async fn read(path: PathBuf, module: &str) -> Option<RemoteConfig> {
     let tag = format!("[module={module}]");
+    remove_stale_temps(&path, &tag).await;
     let shown = path.display();
     let file = match config_file::read(&path).await {
         Ok(file) => file,
@@ -179,6 +180,33 @@ pub(crate) async fn read(path: PathBuf, module: &str) -> Option<RemoteConfig> {
         file.data.len()
     );
     Some(RemoteConfig::new(file.data, true).with_source(ConfigSource::Cache))
+}
+
+/// Removes what crashed writes left beside the cache, off the actix
+/// thread; a failure is a warning.
+async fn remove_stale_temps(path: &std::path::Path, tag: &str) {
+    let owned = path.to_owned();
+    let removed = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(move || config_file::remove_stale_temps(&owned))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e.to_string()))),
+        Err(_) => config_file::remove_stale_temps(&owned),
+    };
+    match removed {
+        Ok(files) => {
+            for file in files {
+                log::info!(
+                    "{tag} removed a stale temporary cache file {}",
+                    file.display()
+                );
+            }
+        }
+        Err(e) => log::warn!(
+            "{tag} cannot clean up temporary files beside the config cache {}: {e}",
+            path.display()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
     let connector = if endpoint.secure {
         let tls = settings
             .tls_client_config()
+            .await
             .map_err(|e| format!("cannot connect to {host}: tls: {e}"))?;
         connector.rustls_0_23(tls)
     } else {

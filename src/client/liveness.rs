@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason, Message};
+use bytes::Bytes;
 use futures_util::Sink;
 
 /// How long a closing session waits for its close frame to be flushed and,
@@ -24,13 +25,36 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const MAX_CLOSE_REASON: usize = 123;
 
 /// The ping that awaits its pong.
-#[derive(Debug, Default)]
+///
+/// Only a pong that echoes the outstanding ping's payload counts: an
+/// unsolicited pong (RFC 6455 §5.5.3 allows them as a one-way heartbeat)
+/// says the peer writes, not that it reads what we write, and a peer that
+/// sends pongs and reads nothing must not keep a session whose output goes
+/// nowhere alive. The payload carries a per-session random value, so that
+/// only a peer that read our ping can echo it.
+#[derive(Debug)]
 pub(crate) struct Heartbeat {
     seq: u64,
     outstanding: Option<u64>,
+    nonce: u64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            seq: 0,
+            outstanding: None,
+            nonce: rand::random(),
+        }
+    }
 }
 
 impl Heartbeat {
+    /// The payload of ping `seq`.
+    pub(crate) fn payload(&self, seq: u64) -> Bytes {
+        Bytes::copy_from_slice(&(seq ^ self.nonce).to_be_bytes())
+    }
+
     /// A new ping's number, unless one is still unanswered.
     pub(crate) fn ping(&mut self) -> Option<u64> {
         if self.outstanding.is_some() {
@@ -41,9 +65,15 @@ impl Heartbeat {
         Some(self.seq)
     }
 
-    /// A pong arrived.
-    pub(crate) fn pong(&mut self) {
-        self.outstanding = None;
+    /// A pong arrived: `true` when it answers the outstanding ping.
+    pub(crate) fn pong(&mut self, data: &[u8]) -> bool {
+        match self.outstanding {
+            Some(seq) if self.payload(seq)[..] == *data => {
+                self.outstanding = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether ping `seq` is still unanswered.
@@ -143,7 +173,10 @@ mod tests {
         assert_eq!(hb.ping(), Some(1));
         assert_eq!(hb.ping(), None);
         assert!(hb.missed(1));
-        hb.pong();
+        assert!(!hb.pong(b""), "an unsolicited pong does not count");
+        assert!(!hb.pong(&hb.payload(2)));
+        assert!(hb.missed(1));
+        assert!(hb.pong(&hb.payload(1)));
         assert!(!hb.missed(1));
         assert_eq!(hb.ping(), Some(2));
     }

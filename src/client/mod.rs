@@ -19,6 +19,7 @@ mod lanes;
 mod liveness;
 mod messages;
 mod outage;
+mod outbox;
 mod receivers;
 mod session;
 mod settings;

@@ -27,18 +27,27 @@ use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
+use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
 use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
 use crate::events::*;
-use crate::secrets::LogPayload;
+use crate::secrets::{Bounded, LogPayload};
 use crate::types::RoutingConfig;
 
-type Sink = FlushOnClose<SplitSink<Framed, ws::Message>>;
+type Sink = OutboxSink<FlushOnClose<SplitSink<Framed, ws::Message>>>;
 
 /// Session actors alive in the process, for leak tests.
 pub(crate) static LIVE_SESSIONS: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
+
+/// How much of an event name from the peer a log line or an ack carries;
+/// no ETP event's name comes near it.
+const MAX_EVENT_NAME_SHOWN: usize = 256;
+
+/// How much of a text from the peer (an `ERROR_*` event, a refusing ack) a
+/// reason or a log line carries.
+const MAX_SERVER_TEXT_SHOWN: usize = 512;
 
 /// Ask the session to close with 1000.
 pub(crate) struct CloseSession;
@@ -89,6 +98,9 @@ pub(crate) struct Session {
     /// Where the session reports (the supervisor).
     reports: Reports,
     sink: SinkWrite<ws::Message, Sink>,
+    /// What the sink holds that the peer has not taken, and the one pong
+    /// owed.
+    outbox: Outbox,
     handshake: Handshake,
     next_ack_id: u64,
     pending: HashMap<u64, PendingAck>,
@@ -129,12 +141,14 @@ impl Session {
         Session::create(move |ctx| {
             // The sink is polled before the stream, so that a reset while a
             // large write is under way shows as the write error it is.
-            let sink = SinkWrite::new(FlushOnClose(sink), ctx);
+            let outbox = Outbox::default();
+            let sink = SinkWrite::new(OutboxSink::new(FlushOnClose(sink), outbox.clone()), ctx);
             ctx.add_stream(stream);
             Session {
                 id,
                 host,
                 sink,
+                outbox,
                 handshake: Handshake::new(
                     settings.config_receiver.is_some(),
                     settings.routes_receiver.is_some(),
@@ -193,6 +207,8 @@ impl Session {
         // What waits for a receiver goes with the session; what is in
         // flight completes.
         self.delivery.do_send(Withdraw { session: self.id });
+        self.outbox.clear_pong();
+        self.outbox.queued(&frame);
         if self.sink.write(frame).is_err() {
             // The sink is already closing: nothing more can be said.
             self.stop_now(ctx);
@@ -219,11 +235,29 @@ impl Session {
         ctx.stop();
     }
 
-    /// Writes a frame unless the session is closing.
-    fn write(&mut self, message: ws::Message) {
+    /// Writes a frame unless the session is closing. A peer that has left
+    /// more than [`MAX_UNSENT_BYTES`] (plus the registration's emits) unread
+    /// ends the session with 1008:
+    /// what waits for it is dropped and the close frame goes next.
+    fn write(&mut self, message: ws::Message, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
             return;
         }
+        let unsent = self.outbox.unsent_bytes();
+        // Room for the registration's own emits (a schema can be large)
+        // on top of the bound.
+        let limit = MAX_UNSENT_BYTES
+            .saturating_add(self.settings.schema_payload.len())
+            .saturating_add(self.settings.requirements_payload.len())
+            .saturating_add(self.settings.ready_payload.len());
+        if unsent > limit {
+            self.outbox.discard_unsent();
+            let reason =
+                format!("peer is not reading: over {limit} bytes written and not taken ({unsent})");
+            self.fail(reason, CloseCode::Policy, ctx);
+            return;
+        }
+        self.outbox.queued(&message);
         if self.sink.write(message).is_err() {
             log::debug!("{} frame dropped: the connection is closing", self.tag());
         }
@@ -231,8 +265,8 @@ impl Session {
 
     // ---- emits and acks -------------------------------------------------
 
-    fn send_event(&mut self, event: &Event) {
-        self.write(message_for(event.encode()));
+    fn send_event(&mut self, event: &Event, ctx: &mut Context<Self>) {
+        self.write(message_for(event.encode()), ctx);
     }
 
     fn emit_with_ack(&mut self, event: &'static str, data: Bytes, ctx: &mut Context<Self>) {
@@ -251,7 +285,7 @@ impl Session {
                 data.len()
             ),
         }
-        self.send_event(&Event::new(event, ack_id, data));
+        self.send_event(&Event::new(event, ack_id, data), ctx);
         let timeout = self.settings.ack_timeout;
         let timer = ctx.run_later(timeout, move |act, ctx| {
             if act.pending.remove(&ack_id).is_some() {
@@ -266,15 +300,20 @@ impl Session {
     fn on_ack(&mut self, name: &str, ack_id: u64, text: &[u8], ctx: &mut Context<Self>) {
         let Some(pending) = self.pending.remove(&ack_id) else {
             log::warn!(
-                "{} ignoring {name} #{ack_id}: no emit awaits it (late or unknown)",
-                self.tag()
+                "{} ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
+                self.tag(),
+                Bounded(name, MAX_EVENT_NAME_SHOWN)
             );
             return;
         };
         ctx.cancel_future(pending.timer);
         let text = String::from_utf8_lossy(text);
         if text != ACK_OK {
-            let reason = format!("server refused {}: {text}", pending.event);
+            let reason = format!(
+                "server refused {}: {}",
+                pending.event,
+                Bounded(&text, MAX_SERVER_TEXT_SHOWN)
+            );
             self.fail(reason, CloseCode::Error, ctx);
             return;
         }
@@ -401,6 +440,7 @@ impl Session {
                 Err(error) => self.bad_payload(error, ctx),
             },
             Incoming::ServerError { event: name, text } => {
+                let text = Bounded(&text, MAX_SERVER_TEXT_SHOWN);
                 if self.handshake.is_active() {
                     log::error!("{} server sent {name}: {text}", self.tag());
                 } else {
@@ -410,21 +450,23 @@ impl Session {
                 }
             }
             Incoming::Unknown => {
+                let shown = Bounded(&event.name, MAX_EVENT_NAME_SHOWN);
                 log::warn!(
-                    "{} unknown event {} ({} bytes) ignored",
+                    "{} unknown event {shown} ({} bytes) ignored",
                     self.tag(),
-                    event.name,
                     event.data.len()
                 );
-                if event.wants_ack() {
-                    let text = format!("unknown event {}", event.name);
-                    self.send_event(&event.ack(text));
+                // An ack repeats the event's name: one longer than any ETP
+                // event's is not answered, so an ack stays small.
+                if event.wants_ack() && event.name.len() <= MAX_EVENT_NAME_SHOWN {
+                    let text = format!("unknown event {shown}");
+                    self.send_event(&event.ack(text), ctx);
                 }
                 return;
             }
         }
         if event.wants_ack() {
-            self.send_event(&event.ack(Bytes::new()));
+            self.send_event(&event.ack(Bytes::new()), ctx);
         }
     }
 
@@ -496,7 +538,8 @@ impl Session {
             let Some(seq) = act.heartbeat.ping() else {
                 return;
             };
-            act.write(ws::Message::Ping(Bytes::new()));
+            let payload = act.heartbeat.payload(seq);
+            act.write(ws::Message::Ping(payload), ctx);
             ctx.run_later(timeout, move |act, ctx| {
                 if act.heartbeat.missed(seq) && act.closing.is_none() {
                     // The link is presumed dead: say so, but do not wait
@@ -705,8 +748,13 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                     ctx,
                 ),
             },
-            Frame::Ping(data) => self.write(ws::Message::Pong(data)),
-            Frame::Pong(_) => self.heartbeat.pong(),
+            // Only the newest ping is answered: at most one pong waits.
+            Frame::Ping(data) => self.outbox.set_pong(data),
+            Frame::Pong(data) => {
+                if !self.heartbeat.pong(&data) {
+                    log::trace!("{} unsolicited pong ignored", self.tag());
+                }
+            }
             Frame::Close(reason) => self.on_close(reason, ctx),
         }
     }

@@ -70,25 +70,37 @@ pub(crate) struct Settings {
     /// How `wss://` hosts are checked (the system trust store when unset).
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsConfig>,
-    /// The rustls configuration, built once, on the first `wss://` attempt
-    /// (or at start when `tls` was given).
+    /// The rustls configuration once built: on the first `wss://` attempt,
+    /// on the blocking pool (loading the system trust store reads files).
+    /// Only a success is kept; a failure is tried again at the next attempt.
     #[cfg(feature = "tls")]
-    pub(crate) tls_built: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    pub(crate) tls_built: std::sync::Mutex<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl Settings {
-    /// The rustls configuration for `wss://` hosts.
+    /// The rustls configuration for `wss://` hosts, built off the actix
+    /// thread the first time (and after every failure).
     #[cfg(feature = "tls")]
-    pub(crate) fn tls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
-        self.tls_built
-            .get_or_init(|| {
-                self.tls
-                    .clone()
-                    .unwrap_or_default()
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
+    pub(crate) async fn tls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let cached = self
+            .tls_built
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(config) = cached {
+            return Ok(config);
+        }
+        let tls = self.tls.clone().unwrap_or_default();
+        let built = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(move || tls.build())
+                .await
+                .map_err(|e| format!("the task loading the trust store did not finish: {e}"))?,
+            Err(_) => tls.build(),
+        }
+        .map_err(|e| e.to_string())?;
+        *self.tls_built.lock().unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
+        Ok(built)
     }
 }
 
@@ -109,6 +121,8 @@ pub enum Setting {
     PingTimeout,
     /// [`ClusterClientBuilder::connect_timeout`]
     ConnectTimeout,
+    /// [`ClusterClientBuilder::initial_wait`]
+    InitialWait,
     /// [`ClusterClientBuilder::backoff`]
     Backoff,
     /// [`ClusterClientBuilder::read_limit`]
@@ -128,6 +142,7 @@ impl fmt::Display for Setting {
             Self::PingInterval => "ping interval",
             Self::PingTimeout => "ping timeout",
             Self::ConnectTimeout => "connect timeout",
+            Self::InitialWait => "initial wait",
             Self::Backoff => "backoff",
             Self::ReadLimit => "read limit",
             Self::ConfigCache => "config cache",

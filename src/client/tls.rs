@@ -169,15 +169,27 @@ impl TlsConfig {
         }
     }
 
-    /// The rustls configuration the connector uses.
+    /// The rustls configuration the connector uses. Blocking when it uses
+    /// the system trust store (it reads files): call it off the actix
+    /// thread.
     pub(crate) fn build(&self) -> Result<Arc<ClientConfig>, TlsError> {
+        self.build_with(true)
+    }
+
+    /// Everything [`build`](Self::build) checks but the system trust store,
+    /// which is not loaded: cheap, for `start()`.
+    pub(crate) fn check(&self) -> Result<(), TlsError> {
+        self.build_with(false).map(drop)
+    }
+
+    fn build_with(&self, load_os_roots: bool) -> Result<Arc<ClientConfig>, TlsError> {
         if let Some(custom) = &self.custom {
             let mut config = (**custom).clone();
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             return Ok(Arc::new(config));
         }
         let mut roots = RootCertStore::empty();
-        if self.os_roots {
+        if self.os_roots && load_os_roots {
             let native = rustls_native_certs::load_native_certs();
             for error in &native.errors {
                 log::warn!("system trust store: {error}");
@@ -188,7 +200,9 @@ impl TlsConfig {
         for root in &self.roots {
             roots.add(root.clone()).map_err(TlsError::Rustls)?;
         }
-        if roots.is_empty() {
+        // Unloaded, the system store may still hold roots.
+        let os_roots_unknown = self.os_roots && !load_os_roots;
+        if roots.is_empty() && !os_roots_unknown {
             return Err(TlsError::NoRoots);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());

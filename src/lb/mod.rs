@@ -85,4 +85,5 @@ pub use balanced_client::{
     DEFAULT_HOST_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use round_robin::{NoHostsToBalance, RoundRobin};
+pub(crate) use upgrader::boxed_upgrader_recipient;
 pub use upgrader::{upgrader_recipient, HostsUpgrader, UpgraderActor};

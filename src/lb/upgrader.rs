@@ -82,3 +82,10 @@ impl Handler<HostsChanged> for UpgraderActor {
 pub fn upgrader_recipient(upgrader: impl HostsUpgrader) -> Recipient<HostsChanged> {
     UpgraderActor::new(upgrader).start().recipient()
 }
+
+/// [`upgrader_recipient`] for an upgrader already boxed.
+pub(crate) fn boxed_upgrader_recipient(
+    upgrader: Box<dyn HostsUpgrader>,
+) -> Recipient<HostsChanged> {
+    UpgraderActor { upgrader }.start().recipient()
+}

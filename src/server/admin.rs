@@ -148,10 +148,20 @@ async fn put_config(
     };
     log::info!("admin: new config for module {module:?}");
     log::debug!("admin: config of {module:?}: {}", LogPayload(&body));
-    let sessions = shared
+    let pushed = shared
         .lock()
         .set_config(&module, bytestring::ByteString::from(text));
-    HttpResponse::Ok().json(json!({ "module": module, "sessions": sessions }))
+    match pushed {
+        Ok(sessions) => HttpResponse::Ok().json(json!({ "module": module, "sessions": sessions })),
+        Err(violations) => {
+            let refused = super::ConfigRefused::SchemaViolation {
+                module: module.clone(),
+                violations,
+            };
+            log::warn!("admin: config for module {module:?} refused: {refused}");
+            error(StatusCode::BAD_REQUEST, refused.to_string())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //!     .await?;
 //! let host = server.addr().to_string(); // give this to the client
 //! // ... the module connects and becomes ready ...
-//! server.set_config("orders", serde_json::json!({"dbPort": 5433})); // pushed at once
+//! server.set_config("orders", serde_json::json!({"dbPort": 5433})).unwrap(); // pushed at once
 //! server.stop().await; // every session closed with 1000
 //! # let _ = host;
 //! # Ok(())
@@ -31,12 +31,13 @@
 //! |---|---|
 //! | `GET /admin/modules` | every known module with its live instances |
 //! | `GET /admin/config/{module}` | the module's active config (404 if none) |
-//! | `PUT /admin/config/{module}` | body = new config; stored and pushed (400 if not JSON) |
+//! | `PUT /admin/config/{module}` | body = new config; checked against the module's schema, stored and pushed (400 with the reason if not JSON or not valid under the schema) |
 //! | `GET /admin/schema/{module}` | the schema the module sent (404 if none) |
 //! | `GET /admin/routes` | the routing table |
 
 mod admin;
 mod connection;
+mod schema;
 mod session;
 mod state;
 
@@ -49,7 +50,6 @@ use std::time::Duration;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use bytestring::ByteString;
 
-use crate::json::JsonError;
 use crate::types::{BackendDeclaration, RoutingConfig};
 use state::Shared;
 
@@ -118,6 +118,47 @@ pub struct ClosedSession {
     pub reason: String,
 }
 
+/// Why [`ConfigServer::set_config`] (or the admin API's `PUT
+/// /admin/config/{module}`, with 400) refused a config; nothing was stored
+/// or pushed. Never quotes a config value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigRefused {
+    /// The text is not one JSON document.
+    InvalidJson(serde_json::Error),
+    /// The config violates the schema the module registered
+    /// (`MODULE:SEND_CONFIG_SCHEMA`), as the real service refuses it.
+    SchemaViolation {
+        /// The module.
+        module: String,
+        /// Where the config fails and which keyword of the schema, e.g.
+        /// `at /db/port: fails the schema's /properties/db/properties/port/type`.
+        violations: Vec<String>,
+    },
+}
+
+impl fmt::Display for ConfigRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidJson(e) => write!(f, "the config is not a json document: {e}"),
+            Self::SchemaViolation { module, violations } => write!(
+                f,
+                "the config violates the schema of module {module:?}: {}",
+                violations.join("; ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigRefused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidJson(e) => Some(e),
+            Self::SchemaViolation { .. } => None,
+        }
+    }
+}
+
 /// Configures and starts a [`ConfigServer`].
 #[derive(Debug, Clone)]
 pub struct ConfigServerBuilder {
@@ -127,6 +168,7 @@ pub struct ConfigServerBuilder {
     configs: Vec<(String, ByteString)>,
     reply_order: ReplyOrder,
     admin_token: Option<AdminToken>,
+    remote_modules: bool,
     #[cfg(feature = "tls")]
     tls: Option<ServerTls>,
 }
@@ -188,6 +230,7 @@ impl Default for ConfigServerBuilder {
             configs: Vec::new(),
             reply_order: ReplyOrder::default(),
             admin_token: None,
+            remote_modules: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -217,8 +260,25 @@ impl ConfigServerBuilder {
     /// [`start`](Self::start) allows only on a loopback address: anyone who
     /// reaches the port could read every config, secrets included, and
     /// replace it.
+    ///
+    /// The token guards the admin API (`/admin/...`) only. The ETP endpoint
+    /// takes none (modules present none, on the real service either): whoever
+    /// reaches it can register under any module's name and is sent that
+    /// module's config. Beyond loopback that needs
+    /// [`allow_remote_modules`](Self::allow_remote_modules) as well.
     pub fn admin_token(mut self, token: impl Into<String>) -> Self {
         self.admin_token = Some(AdminToken(Arc::from(token.into())));
+        self
+    }
+
+    /// Serves modules on a listen address other than loopback. Without it
+    /// [`start`](Self::start) refuses such an address, admin token or not:
+    /// the ETP endpoint has no authentication, so anyone who reaches the
+    /// port can register under a module's name and is sent its config,
+    /// secrets included. Use it on a network you trust (a test cluster's
+    /// private network), never on one you do not.
+    pub fn allow_remote_modules(mut self) -> Self {
+        self.remote_modules = true;
         self
     }
 
@@ -276,7 +336,8 @@ impl ConfigServerBuilder {
         }
         let listen: Vec<SocketAddr> =
             std::net::ToSocketAddrs::to_socket_addrs(self.listen.as_str())?.collect();
-        if self.admin_token.is_none() && listen.iter().any(|a| !a.ip().is_loopback()) {
+        let beyond_loopback = listen.iter().any(|a| !a.ip().is_loopback());
+        if beyond_loopback && self.admin_token.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
@@ -286,11 +347,23 @@ impl ConfigServerBuilder {
                 ),
             ));
         }
+        if beyond_loopback && !self.remote_modules {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "listening on {} would let anyone who reaches it register as any module and \
+                     be sent its config (the ETP endpoint takes no token): call \
+                     allow_remote_modules() on a network you trust, or listen on loopback",
+                    self.listen
+                ),
+            ));
+        }
         let shared = Arc::new(Shared::new(self.read_limit, self.reply_order));
         {
             let mut state = shared.lock();
             for (module, config) in self.configs {
-                state.set_config(&module, config);
+                // No module has sent a schema yet: nothing to check against.
+                let _ = state.set_config(&module, config);
             }
         }
         let data = web::Data::from(Arc::clone(&shared));
@@ -377,10 +450,11 @@ impl ConfigServer {
 
     /// Stores `config` as the module's active config and pushes
     /// `CONFIG:SEND_CONFIG_CHANGED` to every session of the module that has
-    /// sent its schema.
-    pub fn set_config(&self, module: &str, config: serde_json::Value) {
-        let text = ByteString::from(config.to_string());
-        self.shared.lock().set_config(module, text);
+    /// sent its schema. A config that violates the schema the module
+    /// registered is refused, as the real service refuses it: nothing is
+    /// stored or pushed.
+    pub fn set_config(&self, module: &str, config: serde_json::Value) -> Result<(), ConfigRefused> {
+        self.store_config(module, ByteString::from(config.to_string()))
     }
 
     /// Like [`ConfigServer::set_config`], from JSON text, which is stored and
@@ -389,12 +463,21 @@ impl ConfigServer {
         &self,
         module: &str,
         config: impl AsRef<[u8]>,
-    ) -> Result<(), serde_json::Error> {
-        let text = crate::json::json_text(config.as_ref()).map_err(JsonError::into_serde)?;
+    ) -> Result<(), ConfigRefused> {
+        let text = crate::json::json_text(config.as_ref())
+            .map_err(|e| ConfigRefused::InvalidJson(e.into_serde()))?;
+        self.store_config(module, ByteString::from(text))
+    }
+
+    fn store_config(&self, module: &str, text: ByteString) -> Result<(), ConfigRefused> {
         self.shared
             .lock()
-            .set_config(module, ByteString::from(text));
-        Ok(())
+            .set_config(module, text)
+            .map(drop)
+            .map_err(|violations| ConfigRefused::SchemaViolation {
+                module: module.to_owned(),
+                violations,
+            })
     }
 
     /// The module's active config.

@@ -83,6 +83,8 @@ struct Module {
     version: String,
     /// Shared with the module's sessions, read on every frame.
     frozen: Arc<AtomicBool>,
+    /// `schema`, compiled at the first config pushed after it came.
+    compiled: Option<super::schema::CompiledSchema>,
 }
 
 struct SessionEntry {
@@ -334,9 +336,19 @@ impl State {
         self.push_instances_changed(&module);
     }
 
-    /// Stores a module's config and pushes it to the module's sessions that
-    /// sent their schema. Returns how many sessions it was pushed to.
-    pub(crate) fn set_config(&mut self, module: &str, config: ByteString) -> usize {
+    /// Checks a module's config against the schema it registered (if it
+    /// did), then stores it and pushes it to the module's sessions that sent
+    /// their schema. Returns how many sessions it was pushed to, or the
+    /// schema violations, when nothing is stored or pushed.
+    pub(crate) fn set_config(
+        &mut self,
+        module: &str,
+        config: ByteString,
+    ) -> Result<usize, Vec<String>> {
+        let entry = self.module_mut(module);
+        if let Some(schema) = entry.schema.clone() {
+            super::schema::check(&mut entry.compiled, &schema, &config)?;
+        }
         let frame = event_frame(CONFIG_SEND_CONFIG_CHANGED, config.clone().into_bytes());
         self.module_mut(module).config = Some(config);
         let mut pushed = 0;
@@ -347,7 +359,7 @@ impl State {
             }
         }
         crate::metrics::server_pushed("config", pushed);
-        pushed
+        Ok(pushed)
     }
 
     pub(crate) fn config(&self, module: &str) -> Option<ByteString> {

@@ -284,6 +284,12 @@ impl Conn {
         io.flush().await
     }
 
+    /// Queues `message`, writing to the socket only when the codec's
+    /// buffer is full: as fast as the socket takes frames.
+    pub async fn send_buffered(&mut self, message: ws::Message) {
+        let _ = self.framed().feed(message).await;
+    }
+
     pub async fn send(&mut self, message: ws::Message) {
         let _ = self.framed().send(message).await;
     }
