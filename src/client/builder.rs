@@ -34,6 +34,7 @@ pub struct ClusterClientBuilder {
     read_limit: usize,
     backoff_initial: Duration,
     backoff_max: Duration,
+    down_retry: Duration,
     min_uptime: Duration,
     config_receiver: Option<Recipient<RemoteConfig>>,
     config_cache: Option<PathBuf>,
@@ -79,6 +80,7 @@ impl ClusterClientBuilder {
             read_limit: DEFAULT_READ_LIMIT,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            down_retry: DEFAULT_DOWN_RETRY,
             min_uptime: DEFAULT_MIN_UPTIME,
             config_receiver: None,
             config_cache: None,
@@ -225,13 +227,35 @@ impl ClusterClientBuilder {
         self
     }
 
-    /// The bounds of the exponential backoff between failing rounds of
-    /// attempts (default 100 ms to 10 s). A failed attempt moves to the next
-    /// host at once; the delay applies once every host of the list failed,
-    /// doubling per round, each delay drawn from `[d/2, d]`.
+    /// The pace at nodes that accept connections but fail (the upgrade, the
+    /// registration or the rest of the handshake: an electing cluster), by
+    /// default 0.9 s to 10 s; Go waits 1 s after every attempt.
+    ///
+    /// After such an attempt the next one (on the next host) waits about
+    /// `d`: `initial` while the failure is young, then a quarter of how long
+    /// the nodes have been failing, up to `max`. The first wait of a failing
+    /// streak is drawn from `[0.75 d, 1.75 d]`, so that modules that failed
+    /// at the same instant spread over one whole period; later ones from
+    /// `[0.96 d, 1.04 d]`, so that a healed node is found within 1.04 `d`.
+    /// A session that became active but ended before the
+    /// [`min_uptime`](Self::min_uptime) waits `initial` × `[1.25, 1.75]`,
+    /// however many came before. Hosts that refuse connections are paced by
+    /// [`down_retry`](Self::down_retry). Needs `0 < initial <= max`.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max;
+        self
+    }
+
+    /// How often hosts that refuse the connection are tried again (default
+    /// 1 s; no Go counterpart). A refused connection (or a name that does
+    /// not resolve) costs the node nothing, so the next host is tried at
+    /// once; once every host refused in a row, the next round waits
+    /// `interval` × `[1, 1.6]`: each host at most once per `interval`, and a
+    /// node that comes back is found within 1.6 `interval`, however long the
+    /// outage. Zero is refused.
+    pub fn down_retry(mut self, interval: Duration) -> Self {
+        self.down_retry = interval;
         self
     }
 
@@ -271,6 +295,8 @@ impl ClusterClientBuilder {
             (self.ping_interval, Setting::PingInterval),
             (self.ping_timeout, Setting::PingTimeout),
             (self.connect_timeout, Setting::ConnectTimeout),
+            // Zero would retry refusing hosts in a busy loop.
+            (self.down_retry, Setting::DownRetry),
         ];
         if let Some((_, setting)) = positive.iter().find(|(d, _)| d.is_zero()) {
             return Err(BuildError::InvalidSetting {
@@ -278,7 +304,8 @@ impl ClusterClientBuilder {
                 reason: "it is zero",
             });
         }
-        if self.backoff_initial > self.backoff_max || self.backoff_max.is_zero() {
+        // A zero initial delay would retry failing nodes at handshake speed.
+        if self.backoff_initial > self.backoff_max || self.backoff_initial.is_zero() {
             return Err(BuildError::InvalidSetting {
                 setting: Setting::Backoff,
                 reason: "need 0 < initial <= max",
@@ -336,6 +363,7 @@ impl ClusterClientBuilder {
             read_limit: self.read_limit,
             backoff_initial: self.backoff_initial,
             backoff_max: self.backoff_max,
+            down_retry: self.down_retry,
             min_uptime: self.min_uptime,
             config_receiver: self.config_receiver,
             config_cache: self.config_cache,

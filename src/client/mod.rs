@@ -14,6 +14,7 @@ mod handshake;
 mod lanes;
 mod liveness;
 mod messages;
+mod pacing;
 mod session;
 mod settings;
 mod status;
