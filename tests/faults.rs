@@ -140,7 +140,7 @@ async fn node_killed_mid_session_fails_over_at_once() {
     assert_ne!(first, second);
     let failover = events[2].0 - events[1].0;
     println!("failover after RST: {failover:?}");
-    assert!(failover < Duration::from_millis(500), "{failover:?}");
+    assert!(failover < Duration::from_millis(250), "{failover:?}");
     client.close().await;
 }
 

@@ -22,10 +22,12 @@
 //!   period. Later waits are drawn from [0.96 d, 1.04 d], which keeps that
 //!   spread and bounds the gap, so a healed node is found within 1.04 d.
 //! * **A flap** (a session that became active but ended before the minimum
-//!   uptime) waits `initial` × [1.25, 1.75] and does not grow: the node
-//!   registered the module, so the cluster works; at most one session a
-//!   second on a node that drops every module, and a client back within
-//!   1.6 s once the faults stop, however long they lasted.
+//!   uptime): the next session starts `initial` × [1.25, 1.75] after this
+//!   one became active, at the soonest (at once after a session that was
+//!   active longer), and that does not grow: the node registered the
+//!   module, so the cluster works. At most one session a second on a node
+//!   that drops every module, and a client back within 1.6 s once the
+//!   faults stop, however long they lasted.
 //! * **A session that lasted**: the next host at once; everything resets.
 
 use std::time::{Duration, Instant};
@@ -153,7 +155,12 @@ impl Pacing {
                 if self.lasted(active_for) {
                     Duration::ZERO
                 } else {
-                    self.draw(initial, FLAP_DELAY).min(max)
+                    // Sessions are spaced, not delays: a session that
+                    // stayed active longer than the spacing is followed at
+                    // once.
+                    self.draw(initial, FLAP_DELAY)
+                        .min(max)
+                        .saturating_sub(active_for)
                 }
             }
         }
@@ -299,7 +306,8 @@ mod tests {
                     active_for: 20 * MS,
                 };
                 let wait = p.next_delay(short, at);
-                assert!(within(wait, 1125, 1575), "flap {i}: {wait:?}");
+                // 1.125 s to 1.575 s from the activation.
+                assert!(within(wait, 1105, 1555), "flap {i}: {wait:?}");
                 // A failure after a flap starts a new, young streak.
                 if i % 7 == 0 {
                     let wait = p.next_delay(Outcome::Failed, at + 1500 * MS);
@@ -307,6 +315,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_flap_longer_than_the_spacing_is_followed_at_once() {
+        let mut p = pacing(3, 9);
+        let three_s = Outcome::Ended {
+            active_for: Duration::from_secs(3),
+        };
+        assert_eq!(p.next_delay(three_s, Instant::now()), Duration::ZERO);
+        let one_s = Outcome::Ended {
+            active_for: Duration::from_secs(1),
+        };
+        let wait = p.next_delay(one_s, Instant::now());
+        assert!(within(wait, 125, 575), "{wait:?}");
     }
 
     #[test]
@@ -337,6 +359,6 @@ mod tests {
         assert_eq!(p.next_delay(Outcome::Refused, now), Duration::ZERO);
         assert_eq!(p.next_delay(Outcome::Refused, now), Duration::MAX);
         let flap = Outcome::Ended { active_for: MS };
-        assert_eq!(p.next_delay(flap, now), Duration::MAX);
+        assert_eq!(p.next_delay(flap, now), Duration::MAX - MS);
     }
 }
