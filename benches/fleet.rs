@@ -47,8 +47,7 @@ use futures_util::future::join_all;
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson, ReceiverError,
-    RemoteConfig, SessionEvent, MODULE_READY, MODULE_SEND_CONFIG_SCHEMA,
-    MODULE_SEND_REQUIREMENTS,
+    RemoteConfig, SessionEvent, MODULE_READY, MODULE_SEND_CONFIG_SCHEMA, MODULE_SEND_REQUIREMENTS,
 };
 use peer::{Conn, ScriptedPeer};
 
@@ -325,7 +324,14 @@ struct Report {
 }
 
 impl Report {
-    fn row(&mut self, measure: impl Into<String>, ours: String, target: &'static str, met: bool, go: &'static str) {
+    fn row(
+        &mut self,
+        measure: impl Into<String>,
+        ours: String,
+        target: &'static str,
+        met: bool,
+        go: &'static str,
+    ) {
         let row = Row {
             measure: measure.into(),
             ours,
@@ -401,7 +407,9 @@ async fn election(n: usize, report: &mut Report) {
             SessionEvent::Active { .. } if s.at >= healed => {
                 registered[s.client].get_or_insert(s.at);
             }
-            SessionEvent::Inactive { host, reason, .. } if s.at > killed && host != &leader_host => {
+            SessionEvent::Inactive { host, reason, .. }
+                if s.at > killed && host != &leader_host =>
+            {
                 let reached_node = !reason.starts_with("cannot connect");
                 if s.at <= healed && reached_node {
                     reached[s.client] += 1;
@@ -431,7 +439,10 @@ async fn election(n: usize, report: &mut Report) {
     );
     let per_client_s = n as f64 * refusal.as_secs_f64();
     let all_rate = closes_during as f64 / per_client_s;
-    let failovers = first_after_kill.iter().filter(|f| **f == Some(true)).count();
+    let failovers = first_after_kill
+        .iter()
+        .filter(|f| **f == Some(true))
+        .count();
     let retry_rate = closes_during.saturating_sub(failovers) as f64 / per_client_s;
     let own_count: usize = reached.iter().sum();
     println!(
@@ -603,8 +614,15 @@ async fn black_box_all_down(report: &mut Report) {
         .skip(1)
         .all(|w| w[1].as_secs_f64() >= w[0].as_secs_f64() * 0.9)
         && gaps.last() > gaps.get(1);
-    let shown: Vec<String> = gaps.iter().map(|g| format!("{:.2}", g.as_secs_f64())).collect();
-    println!("  {} attempts, gaps (s): {}", accepts.len(), shown.join(", "));
+    let shown: Vec<String> = gaps
+        .iter()
+        .map(|g| format!("{:.2}", g.as_secs_f64()))
+        .collect();
+    println!(
+        "  {} attempts, gaps (s): {}",
+        accepts.len(),
+        shown.join(", ")
+    );
     report.row(
         "one client against two such nodes for 10 s (black-box all-down): attempts, gaps",
         format!("{} attempts, gaps {} s", accepts.len(), shown.join(" ")),
@@ -725,7 +743,9 @@ async fn failover(n: usize) -> Vec<Duration> {
         let on_b = fleet
             .seen()
             .iter()
-            .filter(|s| s.at >= dropped && matches!(&s.event, SessionEvent::Active { host } if *host == hb))
+            .filter(|s| {
+                s.at >= dropped && matches!(&s.event, SessionEvent::Active { host } if *host == hb)
+            })
             .count();
         if on_b >= n {
             break;
@@ -924,7 +944,10 @@ async fn faulty_connection(mut conn: Conn, seed: u64, healed: tokio::sync::watch
             return;
         }
         Fault::ResetInHandshake => {
-            if next_event(&mut conn, MODULE_SEND_CONFIG_SCHEMA).await.is_some() {
+            if next_event(&mut conn, MODULE_SEND_CONFIG_SCHEMA)
+                .await
+                .is_some()
+            {
                 conn.reset();
             }
             return;
@@ -939,7 +962,9 @@ async fn faulty_connection(mut conn: Conn, seed: u64, healed: tokio::sync::watch
         Fault::Close1011After(d) => (d, |mut c| {
             Box::pin(async move { c.close(1011, "internal error").await })
         }),
-        Fault::ShortSession(d) => (d, |mut c| Box::pin(async move { c.close(1000, "bye").await })),
+        Fault::ShortSession(d) => (d, |mut c| {
+            Box::pin(async move { c.close(1000, "bye").await })
+        }),
         Fault::GarbageThenBreak(d) => {
             conn.send_text("garbage without separators").await;
             conn.send_text("x||not-a-number||{").await;

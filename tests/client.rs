@@ -551,7 +551,10 @@ async fn with_every_host_down_each_is_tried_once_a_round_of_down_retry() {
             .map(|(t, _)| *t)
             .collect();
         for w in times.windows(2) {
-            assert!(w[1] - w[0] + Duration::from_millis(5) >= down_retry, "{times:?}");
+            assert!(
+                w[1] - w[0] + Duration::from_millis(5) >= down_retry,
+                "{times:?}"
+            );
         }
     }
     let status = client.status();

@@ -269,10 +269,12 @@ impl ClusterClientBuilder {
     }
 
     /// How long a session must stay active for its end to be a failover
-    /// (the next host at once, backoff reset) rather than a failed attempt
-    /// (default: one ping interval, 5 s). A node that accepts the module and
-    /// drops it moments later is thus retried at the backoff's pace, not at
-    /// handshake speed.
+    /// (the next host at once, pacing reset) rather than a flap (default:
+    /// one ping interval, 5 s). After a flap the next session starts
+    /// `initial` × `[1.25, 1.75]` (see [`backoff`](Self::backoff)) after
+    /// this one became active, at the soonest: a node that accepts the
+    /// module and drops it moments later gets about one session a second,
+    /// not one per handshake.
     pub fn min_uptime(mut self, uptime: Duration) -> Self {
         self.min_uptime = uptime;
         self

@@ -133,10 +133,9 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, C
         )
         .into()),
         // TCP may or may not have been accepted: paced as a node reached.
-        Err(_) => Err(format!(
-            "cannot connect to {host}: no websocket upgrade within {timeout:?}"
-        )
-        .into()),
+        Err(_) => {
+            Err(format!("cannot connect to {host}: no websocket upgrade within {timeout:?}").into())
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! One idea a file: [`builder`](ClusterClientBuilder) and its
 //! [`settings`](Setting), the [`status`](Status) and health, the build
-//! errors, and below them the supervisor (hosts, backoff, status), the
-//! session (one connection) and its parts.
+//! errors, and below them the supervisor (hosts, status) with its reconnect
+//! pacing, the session (one connection) and its parts.
 
 mod builder;
 mod cache;
@@ -105,8 +105,9 @@ impl ClusterClient {
         self.shared.lock().clone()
     }
 
-    /// Replaces the config-service nodes, at once: a pending backoff delay
-    /// is cancelled and the next attempt uses the new list; a session on a
+    /// Replaces the config-service nodes, at once: a pending reconnect delay
+    /// is cancelled, the pacing starts afresh and the next attempt uses the
+    /// new list; a session on a
     /// host that is no longer listed leaves it with a normal close (1000) and
     /// moves to a listed one.
     pub fn update_hosts<I, S>(&self, hosts: I) -> Result<(), BuildError>

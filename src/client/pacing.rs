@@ -252,7 +252,10 @@ mod tests {
             buckets[bucket.min(9)] += 1;
         }
         // Even: each tenth of the period holds about a tenth of the fleet.
-        assert!(buckets.iter().all(|&n| (140..=260).contains(&n)), "{buckets:?}");
+        assert!(
+            buckets.iter().all(|&n| (140..=260).contains(&n)),
+            "{buckets:?}"
+        );
     }
 
     #[test]

@@ -44,8 +44,8 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// counterpart: Go waits 1 s after every attempt, refused or not).
 pub const DEFAULT_DOWN_RETRY: Duration = Duration::from_secs(1);
 /// How long a session must stay active for its end to count as a failover
-/// (the next host at once, backoff reset) rather than a failed attempt: one
-/// ping interval.
+/// (the next host at once, pacing reset) rather than a flap: one ping
+/// interval.
 pub const DEFAULT_MIN_UPTIME: Duration = DEFAULT_PING_INTERVAL;
 
 /// Everything a session needs, fixed at build time.
