@@ -141,7 +141,7 @@ async fn node_killed_mid_session_fails_over_at_once() {
     assert_ne!(first, second);
     let failover = events[2].0 - events[1].0;
     println!("failover after RST: {failover:?}");
-    assert!(failover < Duration::from_millis(500), "{failover:?}");
+    assert!(failover < Duration::from_millis(250), "{failover:?}");
     client.close().await;
 }
 
@@ -319,6 +319,70 @@ async fn server_closing_right_after_the_upgrade_is_noticed_at_once() {
         panic!()
     };
     assert!(retry_in > Duration::ZERO, "backoff after a failed attempt");
+    client.close().await;
+}
+
+#[actix::test]
+async fn a_refused_node_costs_no_time_and_a_failing_one_is_retried_at_its_pace() {
+    // One node down (its connections are refused) and one that accepts the
+    // upgrade and closes at once (a live node that fails).
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let failing = ScriptedPeer::start(|mut conn| async move {
+        conn.upgrade().await;
+        conn.close(1011, "electing").await;
+    })
+    .await;
+    let initial = Duration::from_millis(300);
+    let (client, seen) = watched(
+        module()
+            .hosts([dead.clone(), failing.host()])
+            .backoff(initial, Duration::from_secs(10))
+            .down_retry(Duration::from_secs(5)),
+    );
+    actix::clock::sleep(Duration::from_millis(1600)).await;
+    let events = seen.timed_events();
+    let mut failures = 0;
+    let mut streak_start = None;
+    let slack = Duration::from_millis(10);
+    for (i, (at, event)) in events.iter().enumerate() {
+        let SessionEvent::Inactive { host, retry_in, .. } = event else {
+            panic!("{events:?}");
+        };
+        if *host == dead {
+            // Refused: the failing node is tried at once, and the refusal
+            // never completes a round of refusals (5 s).
+            assert_eq!(*retry_in, Duration::ZERO, "{events:?}");
+            if let Some((next, _)) = events.get(i + 1) {
+                assert!(*next - *at < Duration::from_millis(100), "{events:?}");
+            }
+            continue;
+        }
+        // Reached and failed: d = max(300 ms, a quarter of the streak's
+        // age), times [0.75, 1.75] for the first of the streak and
+        // [0.96, 1.04] after it.
+        let start = *streak_start.get_or_insert(*at);
+        let d = initial.max((*at - start) / 4);
+        let (lo, hi) = if failures == 0 {
+            (0.75, 1.75)
+        } else {
+            (0.96, 1.04)
+        };
+        assert!(
+            *retry_in + slack >= d.mul_f64(lo) && *retry_in <= d.mul_f64(hi) + slack,
+            "failure {failures}: {retry_in:?} against d = {d:?}"
+        );
+        failures += 1;
+    }
+    // 6 attempts at the failing node fit in 1.6 s at the soonest; a busy loop would
+    // make hundreds.
+    println!(
+        "{failures} failures at the live node, {} events",
+        events.len()
+    );
+    assert!((3..=7).contains(&failures), "{failures}: {events:?}");
     client.close().await;
 }
 

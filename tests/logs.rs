@@ -453,7 +453,10 @@ async fn no_receiver_error_quotes_a_config_value_anywhere() {
         .await
     );
     let status = client.status();
-    let rejection = status.last_rejection.as_ref().expect("the rejection is kept");
+    let rejection = status
+        .last_rejection
+        .as_ref()
+        .expect("the rejection is kept");
     assert_eq!(rejection.source, isp_cluster::ConfigSource::Cache);
     assert_no_receiver_secret("Status of a cached rejection", &format!("{status:?}"));
     assert_no_receiver_secret(

@@ -59,6 +59,8 @@ async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
     let client = ClusterClient::builder(info("outage"), ConfigData::default())
         .hosts([dead_host])
         .backoff(Duration::from_millis(10), Duration::from_millis(40))
+        // A refused port is retried at this pace (the default is 1 s).
+        .down_retry(Duration::from_millis(20))
         .connect_timeout(Duration::from_millis(300))
         .outage_summary_interval(summary)
         .require_module("auth", rec.recipient())

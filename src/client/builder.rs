@@ -49,6 +49,7 @@ pub struct ClusterClientBuilder {
     read_limit: usize,
     backoff_initial: Duration,
     backoff_max: Duration,
+    down_retry: Duration,
     min_uptime: Duration,
     outage_summary_interval: Duration,
     config_receiver: Option<Recipient<RemoteConfig>>,
@@ -95,6 +96,7 @@ impl ClusterClientBuilder {
             read_limit: DEFAULT_READ_LIMIT,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            down_retry: DEFAULT_DOWN_RETRY,
             min_uptime: DEFAULT_MIN_UPTIME,
             outage_summary_interval: DEFAULT_OUTAGE_SUMMARY_INTERVAL,
             config_receiver: None,
@@ -283,13 +285,35 @@ impl ClusterClientBuilder {
         self
     }
 
-    /// The bounds of the exponential backoff between failing rounds of
-    /// attempts (default 100 ms to 10 s). A failed attempt moves to the next
-    /// host at once; the delay applies once every host of the list failed,
-    /// doubling per round, each delay drawn from `[d/2, d]`.
+    /// The pace at nodes that accept connections but fail (the upgrade, the
+    /// registration or the rest of the handshake: an electing cluster), by
+    /// default 0.9 s to 10 s; Go waits 1 s after every attempt.
+    ///
+    /// After such an attempt the next one (on the next host) waits about
+    /// `d`: `initial` while the failure is young, then a quarter of how long
+    /// the nodes have been failing, up to `max`. The first wait of a failing
+    /// streak is drawn from `[0.75 d, 1.75 d]`, so that modules that failed
+    /// at the same instant spread over one whole period; later ones from
+    /// `[0.96 d, 1.04 d]`, so that a healed node is found within 1.04 `d`.
+    /// A session that became active but ended before the
+    /// [`min_uptime`](Self::min_uptime) waits `initial` × `[1.25, 1.75]`,
+    /// however many came before. Hosts that refuse connections are paced by
+    /// [`down_retry`](Self::down_retry). Needs `0 < initial <= max`.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max;
+        self
+    }
+
+    /// How often hosts that refuse the connection are tried again (default
+    /// 1 s; no Go counterpart). A refused connection (or a name that does
+    /// not resolve) costs the node nothing, so the next host is tried at
+    /// once; once every host refused in a row, the next round waits
+    /// `interval` × `[1, 1.6]`: each host at most once per `interval`, and a
+    /// node that comes back is found within 1.6 `interval`, however long the
+    /// outage. Zero is refused.
+    pub fn down_retry(mut self, interval: Duration) -> Self {
+        self.down_retry = interval;
         self
     }
 
@@ -303,10 +327,12 @@ impl ClusterClientBuilder {
     }
 
     /// How long a session must stay active for its end to be a failover
-    /// (the next host at once, backoff reset) rather than a failed attempt
-    /// (default: one ping interval, 5 s). A node that accepts the module and
-    /// drops it moments later is thus retried at the backoff's pace, not at
-    /// handshake speed.
+    /// (the next host at once, pacing reset) rather than a flap (default:
+    /// one ping interval, 5 s). After a flap the next session starts
+    /// `initial` × `[1.25, 1.75]` (see [`backoff`](Self::backoff)) after
+    /// this one became active, at the soonest: a node that accepts the
+    /// module and drops it moments later gets about one session a second,
+    /// not one per handshake.
     pub fn min_uptime(mut self, uptime: Duration) -> Self {
         self.min_uptime = uptime;
         self
@@ -366,6 +392,8 @@ impl ClusterClientBuilder {
             (self.outage_summary_interval, Setting::OutageSummaryInterval),
             // Zero fails every handshake that waits for routes or addresses.
             (self.initial_wait, Setting::InitialWait),
+            // Zero would retry refusing hosts in a busy loop.
+            (self.down_retry, Setting::DownRetry),
         ];
         if let Some((_, setting)) = positive.iter().find(|(d, _)| d.is_zero()) {
             return Err(BuildError::InvalidSetting {
@@ -451,6 +479,7 @@ impl ClusterClientBuilder {
             read_limit: self.read_limit,
             backoff_initial: self.backoff_initial,
             backoff_max: self.backoff_max,
+            down_retry: self.down_retry,
             min_uptime: self.min_uptime,
             config_receiver: self.config_receiver,
             config_cache: self.config_cache,

@@ -54,8 +54,28 @@ impl<'a> Endpoint<'a> {
     }
 }
 
+/// A connection attempt that failed.
+#[derive(Debug)]
+pub(crate) struct ConnectFailure {
+    /// What went wrong, naming the host.
+    pub(crate) reason: String,
+    /// The node is down: the connection was refused, the host is
+    /// unreachable or its name does not resolve. Trying it cost it nothing,
+    /// unlike an attempt that reached it (paced apart: `pacing.rs`).
+    pub(crate) refused: bool,
+}
+
+impl From<String> for ConnectFailure {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            refused: false,
+        }
+    }
+}
+
 /// Connects to `host` and upgrades, within the connect timeout.
-pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, String> {
+pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, ConnectFailure> {
     let endpoint = Endpoint::parse(host).ok_or_else(|| format!("{host} is not ws:// or wss://"))?;
     let timeout = settings.connect_timeout;
     // Nagle's algorithm plus the peer's delayed ACK holds a small frame
@@ -84,9 +104,7 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
     };
     #[cfg(not(feature = "tls"))]
     if endpoint.secure {
-        return Err(format!(
-            "cannot connect to {host}: wss:// needs the `tls` feature"
-        ));
+        return Err(format!("cannot connect to {host}: wss:// needs the `tls` feature").into());
     }
     // No `max_http_version` here: awc would rebuild the TLS connector with
     // its own defaults, dropping ours. A plain connection is HTTP/1.1 anyway
@@ -105,14 +123,41 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, S
         }
         Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(format!(
             "cannot connect to {host}: websocket upgrade refused with HTTP {status}"
-        )),
-        Ok(Err(e)) => Err(format!("cannot connect to {host}: {}", describe(&e))),
+        )
+        .into()),
+        Ok(Err(e)) => Err(ConnectFailure {
+            reason: format!("cannot connect to {host}: {}", describe(&e)),
+            refused: node_down(&e),
+        }),
         Err(_) if endpoint.secure => Err(format!(
             "cannot connect to {host}: no tls handshake and websocket upgrade within {timeout:?}"
-        )),
-        Err(_) => Err(format!(
-            "cannot connect to {host}: no websocket upgrade within {timeout:?}"
-        )),
+        )
+        .into()),
+        // TCP may or may not have been accepted: paced as a node reached.
+        Err(_) => {
+            Err(format!("cannot connect to {host}: no websocket upgrade within {timeout:?}").into())
+        }
+    }
+}
+
+/// Whether the attempt failed before it reached the node: refused,
+/// unreachable, or a name that does not resolve.
+fn node_down(error: &awc::error::WsClientError) -> bool {
+    use awc::error::{ConnectError, SendRequestError, WsClientError};
+    use std::io::ErrorKind;
+    let WsClientError::SendRequest(SendRequestError::Connect(connect)) = error else {
+        return false;
+    };
+    match connect {
+        ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved => true,
+        ConnectError::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
     }
 }
 

@@ -3,7 +3,7 @@
 //! One idea a file: [`builder`](ClusterClientBuilder) and its
 //! [`settings`](Setting), the [`status`](Status), the health answers, the
 //! build errors, the closure receivers, and below them the supervisor
-//! (hosts, backoff, status), the delivery actor (the receivers' lanes and
+//! (hosts, status) with its reconnect pacing, the delivery actor (the receivers' lanes and
 //! the cache writer, as long as the client), the session (one connection)
 //! and its parts.
 
@@ -20,6 +20,7 @@ mod liveness;
 mod messages;
 mod outage;
 mod outbox;
+mod pacing;
 mod receivers;
 mod session;
 mod settings;
@@ -161,8 +162,9 @@ impl ClusterClient {
         }
     }
 
-    /// Replaces the config-service nodes, at once: a pending backoff delay
-    /// is cancelled and the next attempt uses the new list; a session on a
+    /// Replaces the config-service nodes, at once: a pending reconnect delay
+    /// is cancelled, the pacing starts afresh and the next attempt uses the
+    /// new list; a session on a
     /// host that is no longer listed leaves it with a normal close (1000) and
     /// moves to a listed one.
     pub fn update_hosts<I, S>(&self, hosts: I) -> Result<(), BuildError>

@@ -33,13 +33,19 @@ pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest message accepted from the server (as the Go client).
 pub const DEFAULT_READ_LIMIT: usize = 4 * 1024 * 1024;
-/// The first delay after a failed attempt.
-pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-/// The longest delay between failing rounds of attempts.
+/// The delay after an attempt that reached a node and failed, while the
+/// failure is young (it grows to a quarter of the failure's age); also the
+/// unit of the delay after a flap. Go waits 1 s after every attempt.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(900);
+/// The longest delay after an attempt that reached a node and failed.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Once every host refused the connection in a row, the next round waits
+/// this times [1, 1.6]: each host at most once a second (no Go
+/// counterpart: Go waits 1 s after every attempt, refused or not).
+pub const DEFAULT_DOWN_RETRY: Duration = Duration::from_secs(1);
 /// How long a session must stay active for its end to count as a failover
-/// (the next host at once, backoff reset) rather than a failed attempt: one
-/// ping interval.
+/// (the next host at once, pacing reset) rather than a flap: one ping
+/// interval.
 pub const DEFAULT_MIN_UPTIME: Duration = DEFAULT_PING_INTERVAL;
 
 /// Everything a session needs, fixed at build time.
@@ -59,6 +65,7 @@ pub(crate) struct Settings {
     pub(crate) read_limit: usize,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) down_retry: Duration,
     pub(crate) min_uptime: Duration,
     pub(crate) outage_summary_interval: Duration,
     pub(crate) config_receiver: Option<Recipient<RemoteConfig>>,
@@ -78,6 +85,16 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// What the reconnect pacing needs.
+    pub(crate) fn pacing(&self) -> super::pacing::PacingSettings {
+        super::pacing::PacingSettings {
+            initial: self.backoff_initial,
+            max: self.backoff_max,
+            down_retry: self.down_retry,
+            min_uptime: self.min_uptime,
+        }
+    }
+
     /// The rustls configuration for `wss://` hosts, built off the actix
     /// thread the first time (and after every failure).
     #[cfg(feature = "tls")]
@@ -125,6 +142,8 @@ pub enum Setting {
     InitialWait,
     /// [`ClusterClientBuilder::backoff`]
     Backoff,
+    /// [`ClusterClientBuilder::down_retry`]
+    DownRetry,
     /// [`ClusterClientBuilder::read_limit`]
     ReadLimit,
     /// [`ClusterClientBuilder::config_cache`]
@@ -144,6 +163,7 @@ impl fmt::Display for Setting {
             Self::ConnectTimeout => "connect timeout",
             Self::InitialWait => "initial wait",
             Self::Backoff => "backoff",
+            Self::DownRetry => "down retry",
             Self::ReadLimit => "read limit",
             Self::ConfigCache => "config cache",
             Self::OutageSummaryInterval => "outage summary interval",

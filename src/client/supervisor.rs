@@ -1,30 +1,22 @@
-//! The supervisor: one session at a time, host rotation, backoff, and the
-//! one owner of the client's status.
+//! The supervisor: one session at a time, host rotation, and the one owner
+//! of the client's status.
 //!
-//! Attempts go round the host list (round-robin from a random start). A
-//! failed attempt moves to the next host at once; the backoff (exponential,
-//! with jitter) applies between full rounds of the list, so a dead node
-//! does not delay the live ones. While no session comes up, a round's delay
-//! is also kept under the larger of 0.8 s and a quarter of the outage so
-//! far, so that a cluster back from a short outage (a Raft election
-//! refusing registrations for a few seconds) is noticed within a second or
-//! a quarter of the outage. A
-//! session that stayed active for the minimum uptime resets the backoff and
-//! is followed at once by the next host; a shorter one (a flapping node)
-//! counts as a failed attempt, and a round with such a flap waits the full
-//! exponential delay: a flap costs the cluster a whole registration.
+//! Attempts go round the host list (round-robin from a random start), one
+//! host per attempt. How long to wait before the next one is the pacing
+//! policy's answer to what the last attempt came to (`pacing.rs`): at once
+//! after a session that lasted or a refused connection, about a second
+//! after an attempt that reached a failing node or a session that flapped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backoff::backoff::Backoff;
-use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use tokio::sync::oneshot;
 
 use super::connect::connect;
 use super::delivery::{DeliverCached, Delivery, Drain};
 use super::outage::OutageLog;
+use super::pacing::{Outcome, Pacing};
 use super::session::{CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
@@ -47,13 +39,7 @@ pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     hosts: Vec<String>,
     next_host: usize,
-    /// Failed attempts since the current round of the host list began.
-    failed_in_round: usize,
-    /// A session of the current round became active but did not last.
-    flapped_in_round: bool,
-    /// When the client last lost (or had not yet had) a lasting session.
-    outage_since: Instant,
-    backoff: ExponentialBackoff,
+    pacing: Pacing,
     session_seq: u64,
     /// The live session, or the attempt under way.
     current: Option<Current>,
@@ -80,32 +66,9 @@ struct Current {
 /// close to begin while the application runs on.
 pub(crate) const SYSTEM_STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A round's delay stays under this fraction of the outage so far
-/// (`outage / OUTAGE_FRACTION`, but at least [`OUTAGE_CAP_FLOOR`]), unless
-/// the round had a flap.
-const OUTAGE_FRACTION: u32 = 4;
-
-/// The outage cap never goes below this, so that the first rounds of an
-/// outage follow the exponential backoff (100, 200, 400 ms…) rather than
-/// hammer the nodes.
-const OUTAGE_CAP_FLOOR: Duration = Duration::from_millis(800);
-
-/// An exponential backoff whose delays are drawn from `[d/2, d]` around a
-/// nominal `d` that doubles from `initial` up to `max` (the `backoff`
-/// crate's symmetric jitter, centred at `3d/4` with a third either side).
-pub(crate) fn backoff(initial: Duration, max: Duration) -> ExponentialBackoff {
-    ExponentialBackoffBuilder::new()
-        .with_initial_interval(initial.mul_f64(0.75))
-        .with_max_interval(max.mul_f64(0.75))
-        .with_multiplier(2.0)
-        .with_randomization_factor(1.0 / 3.0)
-        .with_max_elapsed_time(None)
-        .build()
-}
-
 impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
-        let backoff = backoff(settings.backoff_initial, settings.backoff_max);
+        let pacing = Pacing::new(settings.pacing(), hosts.len());
         let next_host = rand::random_range(0..hosts.len().max(1));
         let delivery = Delivery::new(settings.clone(), shared.clone()).start();
         Self {
@@ -114,10 +77,7 @@ impl Supervisor {
             shared,
             hosts,
             next_host,
-            failed_in_round: 0,
-            flapped_in_round: false,
-            outage_since: Instant::now(),
-            backoff,
+            pacing,
             session_seq: 0,
             current: None,
             pending: None,
@@ -125,23 +85,6 @@ impl Supervisor {
             close_waiters: Vec::new(),
             delivery,
         }
-    }
-
-    /// The delay before the next round: the exponential backoff, kept under
-    /// a quarter of the outage so far unless a session of the round flapped.
-    fn next_delay(&mut self) -> Duration {
-        let exponential = self
-            .backoff
-            .next_backoff()
-            .unwrap_or(self.settings.backoff_max)
-            .min(self.settings.backoff_max);
-        if std::mem::take(&mut self.flapped_in_round) {
-            return exponential;
-        }
-        let cap = (self.outage_since.elapsed() / OUTAGE_FRACTION)
-            .max(OUTAGE_CAP_FLOOR)
-            .mul_f64(rand::random_range(0.5..=1.0));
-        exponential.min(cap)
     }
 
     fn attempt(&mut self, ctx: &mut Context<Self>) {
@@ -188,7 +131,7 @@ impl Supervisor {
                     }
                     crate::metrics::connect_attempt(
                         &act.settings.module,
-                        result.as_ref().map(|_| ()).map_err(String::as_str),
+                        result.as_ref().map(|_| ()).map_err(|f| f.reason.as_str()),
                     );
                     match result {
                         Ok(framed) => {
@@ -209,7 +152,14 @@ impl Supervisor {
                                 current.session = Some(addr);
                             }
                         }
-                        Err(reason) => act.ended(id, reason, None, false, ctx),
+                        Err(failure) => {
+                            let outcome = if failure.refused {
+                                Outcome::Refused
+                            } else {
+                                Outcome::Failed
+                            };
+                            act.ended(id, failure.reason, outcome, false, ctx)
+                        }
                     }
                 }),
         );
@@ -220,7 +170,7 @@ impl Supervisor {
         &mut self,
         id: u64,
         reason: String,
-        active_for: Option<Duration>,
+        outcome: Outcome,
         closed_by_us: bool,
         ctx: &mut Context<Self>,
     ) {
@@ -241,40 +191,25 @@ impl Supervisor {
         if closed_by_us {
             // Its host was removed from the list: go to a current one now.
             log::info!("{tag} left a removed host; connecting to the new hosts");
-            self.failed_in_round = 0;
             self.attempt(ctx);
             return;
         }
-        let long_lived = active_for.is_some_and(|d| d >= self.settings.min_uptime);
-        let delay = if long_lived {
-            self.backoff.reset();
-            self.failed_in_round = 0;
-            self.flapped_in_round = false;
-            self.outage_since = Instant::now();
-            Duration::ZERO
-        } else {
-            self.flapped_in_round |= active_for.is_some();
-            self.failed_in_round += 1;
-            if self.failed_in_round >= self.hosts.len() {
-                // A whole round failed: wait before the next one.
-                self.failed_in_round = 0;
-                self.next_delay()
-            } else {
-                Duration::ZERO
-            }
-        };
-        if let Some(uptime) = active_for.filter(|_| !long_lived) {
-            log::warn!(
-                "{tag} was active for {uptime:?} only, under the minimum uptime of {:?}: \
-                 counted as a failed attempt",
+        let delay = self.pacing.next_delay(outcome, Instant::now());
+        match outcome {
+            Outcome::Ended { active_for } if !self.pacing.lasted(active_for) => log::warn!(
+                "{tag} was active for {active_for:?} only, under the minimum uptime of {:?}: \
+                 paced as a flap",
                 self.settings.min_uptime
-            );
+            ),
+            _ => {}
         }
         self.shared.update(|s| {
             s.last_error = Some(reason.clone());
             s.sessions_failed += 1;
         });
-        if long_lived {
+        let lasted =
+            matches!(outcome, Outcome::Ended { active_for } if self.pacing.lasted(active_for));
+        if lasted {
             self.outage.lasted();
             log::warn!("{tag} session ended: {reason}; trying the next host now");
         } else {
@@ -417,7 +352,11 @@ impl Handler<SessionEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, ctx: &mut Context<Self>) {
-        self.ended(msg.id, msg.reason, msg.active_for, msg.closed_by_us, ctx);
+        let outcome = match msg.active_for {
+            Some(active_for) => Outcome::Ended { active_for },
+            None => Outcome::Failed,
+        };
+        self.ended(msg.id, msg.reason, outcome, msg.closed_by_us, ctx);
     }
 }
 
@@ -443,7 +382,7 @@ impl Handler<UpdateHosts> for Supervisor {
             None => rand::random_range(0..msg.0.len()),
         };
         self.hosts = msg.0;
-        self.failed_in_round = 0;
+        self.pacing.reset(self.hosts.len());
         let current_host_removed = self
             .current
             .as_ref()
@@ -454,7 +393,6 @@ impl Handler<UpdateHosts> for Supervisor {
                 if let Some(pending) = self.pending.take() {
                     ctx.cancel_future(pending);
                 }
-                self.backoff.reset();
                 self.attempt(ctx);
             }
             // A session on a removed host leaves it with a normal close;
@@ -486,29 +424,5 @@ impl Handler<Close> for Supervisor {
         Box::pin(async move {
             let _ = rx.await;
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_delays_stay_within_half_to_full_nominal() {
-        let initial = Duration::from_millis(100);
-        let max = Duration::from_secs(10);
-        for _ in 0..200 {
-            let mut b = backoff(initial, max);
-            let mut nominal = initial;
-            for _ in 0..12 {
-                let d = b.next_backoff().unwrap();
-                let lo = nominal
-                    .mul_f64(0.5)
-                    .saturating_sub(Duration::from_millis(1));
-                let hi = nominal + Duration::from_millis(1);
-                assert!(d >= lo && d <= hi, "{d:?} outside [{lo:?}, {hi:?}]");
-                nominal = (nominal * 2).min(max);
-            }
-        }
     }
 }
