@@ -88,6 +88,7 @@ pub mod lb;
 mod metrics;
 mod offline;
 mod secrets;
+mod time;
 mod typed;
 mod types;
 
