@@ -128,17 +128,22 @@ impl OfflineClient {
         &self.path
     }
 
+    /// Reads the file off the actix thread; a failure names the path.
+    async fn read(&self) -> Result<config_file::JsonFile, OfflineError> {
+        config_file::read(&self.path)
+            .await
+            .map_err(|source| OfflineError::Read {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Reads the file (off the actix thread), checks it is JSON and
     /// delivers it, marked [`ConfigSource::File`] (Go's `OfflineClient.Run`).
     /// Call it again to apply the file again, e.g. on SIGHUP; when that
     /// fails, the receiver keeps the last good config.
     pub async fn run(&self) -> Result<(), OfflineError> {
-        let file = config_file::read(&self.path)
-            .await
-            .map_err(|source| OfflineError::Read {
-                path: self.path.clone(),
-                source,
-            })?;
+        let file = self.read().await?;
         self.deliver(file).await
     }
 
@@ -186,12 +191,7 @@ impl OfflineClient {
     /// the content, and the receiver keeps the last good config. The file
     /// is read off the actix thread. Call it inside a running actix System.
     pub async fn watch(self, interval: Duration) -> Result<OfflineWatch, OfflineError> {
-        let file = config_file::read(&self.path)
-            .await
-            .map_err(|source| OfflineError::Read {
-                path: self.path.clone(),
-                source,
-            })?;
+        let file = self.read().await?;
         let first = fingerprint(&file.data);
         self.deliver(file).await?;
         let task = actix::spawn(async move {
