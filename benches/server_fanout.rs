@@ -46,36 +46,9 @@ const SERVE_ENV: &str = "SERVER_FANOUT_SERVE";
 
 type Ws = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
-/// Raises the soft open-files limit to the hard one; returns the limit now.
-#[cfg(unix)]
-fn raise_open_files_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a
-    // properly initialized rlimit owned by this frame.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    limit.rlim_cur
-}
-
-#[cfg(not(unix))]
-fn raise_open_files_limit() -> u64 {
-    u64::MAX
-}
+#[path = "support/open_files.rs"]
+mod open_files;
+use open_files::raise_open_files_limit;
 
 /// A client without the default limit of 100 connections, patient with a
 /// server busy taking thousands of them.
