@@ -3,7 +3,7 @@
 //! and `conf/default_remote_config.json`, no flags, no other variable.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -80,16 +80,7 @@ impl Module {
             .stderr(Stdio::null())
             .spawn()
             .expect("the bootstrap example was built by cargo test");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = common::stdout_lines(&mut child);
         Module { child, lines }
     }
 

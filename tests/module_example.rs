@@ -1,7 +1,6 @@
 //! The `module` example's stdout contract, driven as a script would drive it.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -26,16 +25,7 @@ impl Module {
             .stderr(Stdio::null())
             .spawn()
             .expect("the module example was built by cargo test");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = common::stdout_lines(&mut child);
         Module { child, lines }
     }
 

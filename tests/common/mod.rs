@@ -183,6 +183,23 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     path.join("examples").join(name)
 }
 
+/// The child's stdout, line by line, read on a thread of its own so that
+/// the child never blocks on a full pipe.
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Logs to the test's output when `RUST_LOG` is set.
 pub fn init_logs() {
     let _ = env_logger::builder().is_test(true).try_init();
