@@ -149,9 +149,17 @@ async fn a_busy_receiver_across_a_failover_has_one_delivery_in_flight_and_sees_t
     server.stop().await;
 }
 
-#[actix::test]
-async fn the_cache_holds_a_config_accepted_after_its_session_ended() {
-    let path = cache_path("after-end");
+/// A module with a config cache, registered with `{"v":0}` on disk, whose
+/// receiver is now busy applying `{"v":1}` (slow on 1).
+async fn applying_v1_with_v0_cached(
+    name: &str,
+) -> (
+    ConfigServer,
+    isp_cluster::ClusterClient,
+    PathBuf,
+    Arc<Mutex<Seen>>,
+) {
+    let path = cache_path(name);
     let server = ConfigServer::builder()
         .config("gateway", json!({"v": 0}))
         .start()
@@ -168,6 +176,12 @@ async fn the_cache_holds_a_config_accepted_after_its_session_ended() {
     assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"v": 0}))).await);
     server.set_config("gateway", json!({"v": 1})).unwrap();
     assert!(wait_until(WAIT, || seen.lock().unwrap().handling == [1]).await);
+    (server, client, path, seen)
+}
+
+#[actix::test]
+async fn the_cache_holds_a_config_accepted_after_its_session_ended() {
+    let (server, client, path, seen) = applying_v1_with_v0_cached("after-end").await;
     // The node goes away while the receiver is applying v1: no session is
     // left to hear the answer.
     server.stop().await;
@@ -183,23 +197,7 @@ async fn the_cache_holds_a_config_accepted_after_its_session_ended() {
 
 #[actix::test]
 async fn close_while_the_receiver_accepts_returns_with_that_config_on_disk() {
-    let path = cache_path("close");
-    let server = ConfigServer::builder()
-        .config("gateway", json!({"v": 0}))
-        .start()
-        .await
-        .unwrap();
-    let (receiver, seen) = slow_receiver(1);
-    let client = module()
-        .hosts([server.addr().to_string()])
-        .remote_config(receiver)
-        .config_cache(&path)
-        .start()
-        .unwrap();
-    client.ready(WAIT).await.unwrap();
-    assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"v": 0}))).await);
-    server.set_config("gateway", json!({"v": 1})).unwrap();
-    assert!(wait_until(WAIT, || seen.lock().unwrap().handling == [1]).await);
+    let (server, client, path, seen) = applying_v1_with_v0_cached("close").await;
     client.close().await;
     // No waiting here: close() returned, so the accepted config is on disk.
     assert_eq!(seen.lock().unwrap().finished.last(), Some(&1));
