@@ -256,23 +256,32 @@ fn busiest(times: &[Instant], width: Duration) -> usize {
     best
 }
 
-/// The mean share of the busiest 100 ms among `n` independent times drawn
-/// evenly from `[0, span]`: the floor that independent clients (no
-/// coordination between modules) cannot beat by pacing alone.
-fn random_busiest_share(n: usize, span: Duration) -> f64 {
+/// The share of the target: a registration wave may hold at most this much
+/// of the fleet in any 100 ms.
+const WAVE_TARGET: f64 = 0.15;
+
+/// What the busiest 100 ms of `n` independent times drawn evenly from
+/// `[0, span]` holds: the mean share, and the fraction of draws in which it
+/// is at most [`WAVE_TARGET`]. This is the floor that independent clients
+/// (no coordination between modules, as in a real fleet of processes)
+/// cannot beat by pacing alone: each client's first attempt after the heal
+/// lands somewhere in the span, so a 100 ms window holds a binomial count.
+fn random_busiest(n: usize, span: Duration) -> (f64, f64) {
     use rand::{RngExt, SeedableRng};
     let mut rng = rand::rngs::SmallRng::seed_from_u64(18);
     let origin = Instant::now();
-    let trials = 200;
-    let total: usize = (0..trials)
+    let trials = 400;
+    let shares: Vec<f64> = (0..trials)
         .map(|_| {
             let times: Vec<Instant> = (0..n)
                 .map(|_| origin + span.mul_f64(rng.random_range(0.0..1.0)))
                 .collect();
-            busiest(&times, Duration::from_millis(100))
+            busiest(&times, Duration::from_millis(100)) as f64 / n as f64
         })
-        .sum();
-    total as f64 / trials as f64 / n as f64
+        .collect();
+    let mean = shares.iter().sum::<f64>() / trials as f64;
+    let met = shares.iter().filter(|s| **s <= WAVE_TARGET).count() as f64 / trials as f64;
+    (mean, met)
 }
 
 fn secs(d: Duration) -> String {
@@ -403,12 +412,26 @@ async fn election(n: usize, report: &mut Report) {
     for l in &latencies {
         bins[((l.as_secs_f64() * 10.0) as usize).min(11)] += 1;
     }
+    let busiest_bin = bins.iter().max().copied().unwrap_or(0) as f64 / n as f64;
     println!("  registrations per 100 ms after the heal: {bins:?}");
+    let span = quantile(&latencies, 1.0);
+    let (floor, floor_met) = random_busiest(n, span);
+    let (best, best_met) = random_busiest(n, Duration::from_secs(1));
     println!(
-        "  the busiest 100 ms of {n} independent, evenly random times over the same {:.2} s \
-         would hold {:.1} % on average",
-        quantile(&latencies, 1.0).as_secs_f64(),
-        random_busiest_share(n, quantile(&latencies, 1.0)) * 100.0
+        "  busiest 100 ms: {:.1} % in any window, {:.1} % in the bins counted from the heal",
+        busiest_share * 100.0,
+        busiest_bin * 100.0
+    );
+    println!(
+        "  {n} independent, evenly random times over the same {:.2} s: the busiest 100 ms \
+         holds {:.1} % on average, at most {:.0} % in {:.0} % of draws; over 1.00 s (the \
+         widest spread the 1 s heal target allows) {:.1} %, in {:.0} % of draws",
+        span.as_secs_f64(),
+        floor * 100.0,
+        WAVE_TARGET * 100.0,
+        floor_met * 100.0,
+        best * 100.0,
+        best_met * 100.0
     );
     let per_client_s = n as f64 * refusal.as_secs_f64();
     let all_rate = closes_during as f64 / per_client_s;
@@ -450,9 +473,16 @@ async fn election(n: usize, report: &mut Report) {
     );
     report.row(
         "election: share of the registrations in the busiest 100 ms after the heal",
-        format!("{:.1} %", busiest_share * 100.0),
+        format!(
+            "{:.1} % ({:.1} % in the bins from the heal; {n} independent clients spread \
+             evenly at random over 1 s: {:.1} % on average, ≤ 15 % in {:.0} % of draws)",
+            busiest_share * 100.0,
+            busiest_bin * 100.0,
+            best * 100.0,
+            best_met * 100.0
+        ),
         "≤ 15 %",
-        busiest_share <= 0.15,
+        busiest_share <= WAVE_TARGET,
         "~100 %",
     );
     fleet.close().await;

@@ -264,14 +264,15 @@ fn metrics_autodiscovery_is_declared_with_isp_kit_labels() {
 async fn offline_mode_delivers_the_file_with_the_override_laid_over_it() {
     // No configServiceAddress and no default remote config: offline needs
     // neither.
-    let config = "moduleName: orders\ngrpcOuterAddress: {port: 9002}\ngrpcInnerAddress: {ip: 127.0.0.1, port: 9002}\nremoteConfigPath: conf/remote.json\nremoteConfigOverride: '{\"db\":{\"port\":5433}}'\n";
+    let infra_port = free_port();
+    let config = format!("moduleName: orders\ngrpcOuterAddress: {{port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\nremoteConfigPath: conf/remote.json\nremoteConfigOverride: '{{\"db\":{{\"port\":5433}}}}'\n");
     let d = Deployment::new("offline");
-    d.file("cwd/conf/config_dev.yml", config).file(
+    d.file("cwd/conf/config_dev.yml", &config).file(
         "cwd/conf/remote.json",
         r#"{"limit":3,"db":{"host":"db1","port":5432}}"#,
     );
     let env = d.dev_env().var("CLUSTER_MODE", "offline");
-    let boot = load_ok(&env);
+    let boot = load_ok(&env).check("database", || Err("down".to_owned()));
     assert_eq!(
         boot.offline_config_path(),
         Some(&*d.cwd().join("conf/remote.json"))
@@ -286,7 +287,25 @@ async fn offline_mode_delivers_the_file_with_the_override_laid_over_it() {
         seen.configs(),
         [(json!({"limit":3,"db":{"host":"db1","port":5433}}), true)]
     );
+
+    // The infra server runs in offline mode too, as isp-kit's does: the
+    // application's checks, no cluster client's, and the metrics.
+    assert_eq!(module.infra_addr().unwrap().port(), infra_port);
+    let http = awc::Client::default();
+    let base = format!("http://127.0.0.1:{infra_port}");
+    let (status, body) = http_get(&http, &format!("{base}/internal/health")).await;
+    assert_eq!(status, 500, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["details"]["database"][0]["status"], "fail", "{body}");
+    assert!(!body.contains("configServiceConnection"), "{body}");
+    let (status, _) = http_get(&http, &format!("{base}/internal/metrics")).await;
+    assert_eq!(status, 200);
+    // No status route: there is no cluster client to report on.
+    let (status, _) = http_get(&http, &format!("{base}/internal/status")).await;
+    assert_eq!(status, 404);
     module.shutdown().await;
+    let refused = std::net::TcpStream::connect(("127.0.0.1", infra_port));
+    assert!(refused.is_err(), "the infra server stopped with the module");
 }
 
 #[test]

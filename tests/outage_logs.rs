@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use isp_cluster::server::ConfigServer;
-use isp_cluster::{AddressConfiguration, ClusterClient, ConfigData, ModuleInfo};
+use isp_cluster::{
+    AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, MODULE_SEND_CONFIG_SCHEMA,
+};
 
 mod common;
 use common::{wait_until, Recorder};
@@ -29,6 +31,15 @@ impl log::Log for Capture {
 
 static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
 
+/// Installs [`CAPTURE`] once for every test of this file.
+fn capture_logs() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CAPTURE).unwrap();
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
 /// The lines of `module` at `level`, with their times.
 fn lines(module: &str, level: &str) -> Vec<(Instant, String)> {
     let tag = format!("[module={module} ");
@@ -48,8 +59,7 @@ fn info(name: &str) -> ModuleInfo {
 
 #[actix::test]
 async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
-    log::set_logger(&CAPTURE).unwrap();
-    log::set_max_level(log::LevelFilter::Info);
+    capture_logs();
 
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_host = dead.local_addr().unwrap().to_string();
@@ -134,6 +144,48 @@ async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
         "{addresses:#?}"
     );
     auth.close().await;
+    client.close().await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn attempts_that_reach_a_refusing_node_say_nothing_at_info_during_an_outage() {
+    capture_logs();
+    // A node that answers and refuses every registration, as the surviving
+    // nodes of an electing cluster do.
+    let server = ConfigServer::builder().start().await.unwrap();
+    let refusal = "resolve module id: value for key moduleId not found";
+    server.fail_event("electing", MODULE_SEND_CONFIG_SCHEMA, Some(refusal));
+    let client = ClusterClient::builder(info("electing"), ConfigData::default())
+        .hosts([server.addr().to_string()])
+        .backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .start()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || client.status().sessions_failed
+            >= 6)
+        .await,
+        "{:?}",
+        client.status()
+    );
+    // Only the first attempt, before the outage began, is an INFO line;
+    // every later one is DEBUG, and the outage's ERROR says why.
+    let registering: Vec<_> = lines("electing", "INFO")
+        .into_iter()
+        .filter(|(_, l)| l.contains("connected; registering"))
+        .collect();
+    assert_eq!(registering.len(), 1, "{registering:#?}");
+    let errors = lines("electing", "ERROR");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].1.contains(refusal), "{errors:?}");
+
+    server.fail_event("electing", MODULE_SEND_CONFIG_SCHEMA, None);
+    assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
+    let ended: Vec<_> = lines("electing", "INFO")
+        .into_iter()
+        .filter(|(_, l)| l.contains("session with the config-service again after"))
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:#?}");
     client.close().await;
     server.stop().await;
 }

@@ -90,8 +90,9 @@ impl Module {
         self.infra.as_ref().map(InfraServer::addr)
     }
 
-    /// The infra server, if one runs (not in offline mode: its health
-    /// check is the cluster client's).
+    /// The infra server, if one runs: in offline mode too, with the
+    /// metrics and the application's checks
+    /// ([`Bootstrap::standalone_infra`]).
     pub fn infra(&self) -> Option<&InfraServer> {
         self.infra.as_ref()
     }
@@ -101,7 +102,8 @@ impl Module {
         &self.binding_address
     }
 
-    /// Closes the session with 1000 and stops the infra server.
+    /// Closes the session with 1000 (no session in offline mode) and stops
+    /// the infra server.
     pub async fn shutdown(self) {
         if let Some(client) = &self.client {
             client.close().await;
@@ -118,7 +120,19 @@ impl Bootstrap {
     /// status), with `healthcheckHandlerTimeout` when set: to serve on [`infra_addr`](Self::infra_addr), or to mount
     /// on the application's own server with [`Infra::configure`].
     pub fn infra(&self, client: ClusterClient) -> Infra {
-        let mut infra = Infra::new(client);
+        self.with_checks(Infra::new(client))
+    }
+
+    /// The infra routes of a module in offline mode ([`Infra::standalone`]:
+    /// metrics, and health with only the checks of
+    /// [`check`](Self::check)), with `healthcheckHandlerTimeout` when set;
+    /// as isp-kit's offline bootstrap serves them.
+    pub fn standalone_infra(&self) -> Infra {
+        self.with_checks(Infra::standalone())
+    }
+
+    /// `infra` with the health timeout and the application's checks.
+    fn with_checks(&self, mut infra: Infra) -> Infra {
         if let Some(timeout) = self.health_timeout() {
             infra = infra.health_timeout(timeout);
         }
@@ -147,20 +161,25 @@ impl Bootstrap {
         customize: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
     ) -> Result<Module, StartError> {
         let binding_address = self.binding_address();
+        let addr = self.infra_addr();
         let Some(builder) = self.client_builder(receiver.clone()) else {
             let offline = self.offline_client(receiver);
             if let Some(offline) = &offline {
                 offline.run().await.map_err(StartError::Offline)?;
             }
+            let infra = self
+                .standalone_infra()
+                .serve(addr)
+                .await
+                .map_err(|source| StartError::Infra { addr, source })?;
             return Ok(Module {
                 client: None,
                 offline,
-                infra: None,
+                infra: Some(infra),
                 binding_address,
             });
         };
         let client = customize(builder).start().map_err(StartError::Build)?;
-        let addr = self.infra_addr();
         let infra = match self.infra(client.clone()).serve(addr).await {
             Ok(infra) => infra,
             Err(source) => {

@@ -124,19 +124,35 @@ pub(crate) struct Session {
     teardown: bool,
     /// The session itself asked to stop (see [`Session::stop_now`]).
     stop_requested: bool,
+    /// The level of the "connected; registering" line: DEBUG during an
+    /// outage, whose summary the supervisor writes.
+    attempt_level: log::Level,
+}
+
+/// Which connection attempt a session is: its number, its host, and the
+/// level of its "connected" line.
+pub(crate) struct Attempt {
+    pub(crate) id: u64,
+    pub(crate) host: String,
+    /// DEBUG during an outage, whose summary the supervisor writes.
+    pub(crate) log_level: log::Level,
 }
 
 impl Session {
     /// Starts the session actor on an upgraded connection.
     pub(crate) fn start_with(
         framed: Framed,
-        id: u64,
-        host: String,
+        attempt: Attempt,
         settings: Arc<Settings>,
         reports: Reports,
         delivery: Addr<Delivery>,
         shared: Arc<Shared>,
     ) -> Addr<Session> {
+        let Attempt {
+            id,
+            host,
+            log_level: attempt_level,
+        } = attempt;
         let (sink, stream) = framed.split();
         Session::create(move |ctx| {
             // The sink is polled before the stream, so that a reset while a
@@ -166,6 +182,7 @@ impl Session {
                 shared,
                 teardown: false,
                 stop_requested: false,
+                attempt_level,
                 settings,
                 reports,
             }
@@ -599,7 +616,7 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::session_started(&self.settings.module);
-        log::info!("{} connected; registering", self.tag());
+        log::log!(self.attempt_level, "{} connected; registering", self.tag());
         self.heartbeat(ctx);
         let schema = self.settings.schema_payload.clone();
         let requirements = self.settings.requirements_payload.clone();

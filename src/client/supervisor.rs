@@ -17,7 +17,7 @@ use super::connect::connect;
 use super::delivery::{DeliverCached, Delivery, Drain};
 use super::outage::OutageLog;
 use super::pacing::{Outcome, Pacing};
-use super::session::{CloseSession, Reports, Session, SessionActive, SessionEnded};
+use super::session::{Attempt, CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
 /// Stop for good (the handle's `close()`).
@@ -136,10 +136,14 @@ impl Supervisor {
                     match result {
                         Ok(framed) => {
                             act.shared.set_state(SessionState::Handshaking, Some(&host));
-                            let addr = Session::start_with(
-                                framed,
+                            let attempt = Attempt {
                                 id,
                                 host,
+                                log_level: level,
+                            };
+                            let addr = Session::start_with(
+                                framed,
+                                attempt,
                                 act.settings.clone(),
                                 Reports {
                                     active: ctx.address().recipient(),

@@ -9,7 +9,9 @@
 //!
 //! The cluster client is registered as the check `configServiceConnection`
 //! (as `bootstrap` registers Go's client); add the application's own with
-//! [`Infra::check`]. Mount the scope on the application's own actix-web
+//! [`Infra::check`]. A module without a cluster client (isp-kit's offline
+//! mode) serves the scope of [`Infra::standalone`]: the metrics and its own
+//! checks, no status route. Mount the scope on the application's own actix-web
 //! server with [`Infra::configure`], or serve it on a port of its own with
 //! [`Infra::serve`] (isp-kit's `infraServerPort`).
 //!
@@ -68,7 +70,8 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// cache.
 #[derive(Clone)]
 pub struct Infra {
-    client: ClusterClient,
+    /// `None` for [`Infra::standalone`].
+    client: Option<ClusterClient>,
     health_timeout: Duration,
     checks: BTreeMap<String, Check>,
     metrics: Option<PrometheusHandle>,
@@ -100,9 +103,25 @@ impl Infra {
             Arc::new(move || check_client.healthcheck().map_err(|e| e.to_string())),
         );
         Self {
-            client,
+            client: Some(client),
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
             checks,
+            metrics: None,
+            registry: Arc::default(),
+        }
+    }
+
+    /// The scope of a module without a cluster client, as isp-kit's
+    /// `bootstrap` serves it in offline mode (`CLUSTER_MODE=offline`): the
+    /// metrics route, and the health route with only the checks added by
+    /// [`Infra::check`] (no `configServiceConnection`; none at all passes,
+    /// as Go's empty registry does). There is no status route: the status
+    /// is a cluster client's.
+    pub fn standalone() -> Self {
+        Self {
+            client: None,
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            checks: BTreeMap::new(),
             metrics: None,
             registry: Arc::default(),
         }
@@ -146,7 +165,8 @@ impl Infra {
             .clone()
     }
 
-    /// Mounts the three routes on an existing `App`:
+    /// Mounts the three routes (two for [`Infra::standalone`]) on an
+    /// existing `App`:
     /// `App::new().configure(|cfg| infra.configure(cfg))`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let metrics = match &self.metrics {
@@ -159,7 +179,6 @@ impl Infra {
             );
         }
         let registry = self.registry();
-        let client = self.client.clone();
         cfg.route(
             METRICS_PATH,
             web::get().to(move || {
@@ -187,24 +206,27 @@ impl Infra {
                         .body(answer.body)
                 }
             }),
-        )
-        .route(
-            STATUS_PATH,
-            web::get().to(move || {
-                let status = client.status();
-                async move {
-                    HttpResponse::Ok()
-                        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
-                        .json(status)
-                }
-            }),
         );
+        if let Some(client) = self.client.clone() {
+            cfg.route(
+                STATUS_PATH,
+                web::get().to(move || {
+                    let status = client.status();
+                    async move {
+                        HttpResponse::Ok()
+                            .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+                            .json(status)
+                    }
+                }),
+            );
+        }
     }
 
-    /// Serves the three routes on `addr` (isp-kit's infra server on
+    /// Serves the routes of [`Infra::configure`] on `addr` (isp-kit's infra server on
     /// `infraServerPort`), one worker, in the current actix System. Port 0
     /// picks a free port: [`InfraServer::addr`] says which.
     pub async fn serve(self, addr: SocketAddr) -> io::Result<InfraServer> {
+        let with_status = self.client.is_some();
         let infra = self;
         let server = HttpServer::new(move || {
             let infra = infra.clone();
@@ -220,9 +242,13 @@ impl Infra {
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        log::info!(
-            "infra server listening on {addr} ({METRICS_PATH}, {HEALTH_PATH}, {STATUS_PATH})"
-        );
+        if with_status {
+            log::info!(
+                "infra server listening on {addr} ({METRICS_PATH}, {HEALTH_PATH}, {STATUS_PATH})"
+            );
+        } else {
+            log::info!("infra server listening on {addr} ({METRICS_PATH}, {HEALTH_PATH})");
+        }
         Ok(InfraServer { addr, handle })
     }
 }
