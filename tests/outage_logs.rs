@@ -1,6 +1,7 @@
 //! Logs fit for operators: while no node answers, one ERROR when the outage
 //! starts, a WARN summary at most every interval, INFO when it ends; a
-//! required module's address changes at INFO.
+//! required module's address changes at INFO; a server that floods the
+//! session with frames it cannot use costs a few WARN lines.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,7 +12,9 @@ use isp_cluster::{
 };
 
 mod common;
+mod peer;
 use common::{wait_until, Recorder};
+use peer::ScriptedPeer;
 
 /// Every record at INFO or above, with its time, as `LEVEL message`.
 struct Capture(Mutex<Vec<(Instant, String)>>);
@@ -188,4 +191,56 @@ async fn attempts_that_reach_a_refusing_node_say_nothing_at_info_during_an_outag
     assert_eq!(ended.len(), 1, "{ended:#?}");
     client.close().await;
     server.stop().await;
+}
+
+#[actix::test]
+async fn a_server_flooding_unknown_events_costs_a_few_warn_lines() {
+    capture_logs();
+    let peer = ScriptedPeer::start(|mut conn| async move {
+        conn.upgrade().await;
+        conn.handshake("{}").await;
+        if conn.index > 0 {
+            // The next session is served well.
+            conn.until_closed().await;
+            return;
+        }
+        for i in 0..1000 {
+            conn.send_event(&format!("NOT_AN_ETP_EVENT_{i}"), "{}")
+                .await;
+        }
+        conn.close(1000, "done").await;
+        conn.until_closed().await;
+    })
+    .await;
+    let client = ClusterClient::builder(info("flooded"), ConfigData::default())
+        .hosts([peer.host()])
+        .start()
+        .unwrap();
+    let ended = || {
+        lines("flooded", "WARN")
+            .iter()
+            .any(|(_, l)| l.contains("before the session ended"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), ended).await,
+        "{:#?}",
+        lines("flooded", "WARN")
+    );
+    let unknown: Vec<_> = lines("flooded", "WARN")
+        .into_iter()
+        .filter(|(_, l)| l.contains("unknown event"))
+        .collect();
+    assert_eq!(unknown.len(), 10, "the first ten in full: {unknown:#?}");
+    let summary: Vec<_> = lines("flooded", "WARN")
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.contains("before the session ended"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{summary:#?}");
+    assert!(summary[0].contains("990 more warnings"), "{summary:?}");
+    // Every WARN of that session: the ten, the note that further ones are
+    // counted, the count at the end, and the session's end.
+    let all = lines("flooded", "WARN").len();
+    assert!(all <= 14, "{all}: {:#?}", lines("flooded", "WARN"));
+    client.close().await;
 }

@@ -21,6 +21,7 @@ mod messages;
 mod outage;
 mod outbox;
 mod pacing;
+mod peer_warnings;
 mod receivers;
 mod session;
 mod settings;

@@ -30,6 +30,7 @@ use super::liveness::{
     close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE, TEARDOWN_LINGER,
 };
 use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
+use super::peer_warnings::PeerWarnings;
 use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
@@ -109,6 +110,8 @@ pub(crate) struct Session {
     /// The client's delivery actor: the receivers' lanes.
     delivery: Addr<Delivery>,
     fragments: Reassembler,
+    /// Warnings about what the peer sent: a few in full, then counted.
+    peer_warnings: PeerWarnings,
     heartbeat: Heartbeat,
     /// Set once our close frame is written: nothing is written or delivered
     /// after it.
@@ -176,6 +179,7 @@ impl Session {
                 pending: HashMap::new(),
                 delivery,
                 fragments: Reassembler::new(settings.read_limit),
+                peer_warnings: PeerWarnings::new(),
                 heartbeat: Heartbeat::default(),
                 closing: None,
                 end_reason: None,
@@ -318,10 +322,13 @@ impl Session {
 
     fn on_ack(&mut self, name: &str, ack_id: u64, text: &[u8], ctx: &mut Context<Self>) {
         let Some(pending) = self.pending.remove(&ack_id) else {
-            log::warn!(
-                "{} ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
-                self.tag(),
-                Bounded(name, MAX_EVENT_NAME_SHOWN)
+            let tag = self.tag();
+            self.peer_warnings.warn(
+                &tag,
+                format_args!(
+                    "ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
+                    Bounded(name, MAX_EVENT_NAME_SHOWN)
+                ),
             );
             return;
         };
@@ -427,7 +434,8 @@ impl Session {
         let (event, incoming) = match classify(message, required) {
             Ok(classified) => classified,
             Err(e) => {
-                log::warn!("{} {e}; ignored", self.tag());
+                let tag = self.tag();
+                self.peer_warnings.warn(&tag, format_args!("{e}; ignored"));
                 return;
             }
         };
@@ -470,10 +478,10 @@ impl Session {
             }
             Incoming::Unknown => {
                 let shown = Bounded(&event.name, MAX_EVENT_NAME_SHOWN);
-                log::warn!(
-                    "{} unknown event {shown} ({} bytes) ignored",
-                    self.tag(),
-                    event.data.len()
+                let tag = self.tag();
+                self.peer_warnings.warn(
+                    &tag,
+                    format_args!("unknown event {shown} ({} bytes) ignored", event.data.len()),
                 );
                 // An ack repeats the event's name: one longer than any ETP
                 // event's is not answered, so an ack stays small.
@@ -649,6 +657,8 @@ impl Actor for Session {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = self.tag();
+        self.peer_warnings.finish(&tag);
         self.delivery.do_send(Withdraw { session: self.id });
         let reason = match (self.closed_by_us, self.end_reason.take()) {
             (true, _) => "closed by the client".to_owned(),
@@ -753,17 +763,24 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
         match frame {
             Frame::Text(data) | Frame::Binary(data) => {
                 if self.fragments.interrupted_by_whole_message() {
-                    log::warn!("{} fragmented message interrupted; dropped", self.tag());
+                    let tag = self.tag();
+                    self.peer_warnings.warn(
+                        &tag,
+                        format_args!("fragmented message interrupted; dropped"),
+                    );
                 }
                 self.on_message(data, ctx);
             }
             Frame::Continuation(item) => match self.fragments.push(item) {
                 Ok(Some(message)) => self.on_message(message, ctx),
                 Ok(None) => {}
-                Err(FragmentError::NoFirstFrame) => log::warn!(
-                    "{} continuation frame without a first frame; dropped",
-                    self.tag()
-                ),
+                Err(FragmentError::NoFirstFrame) => {
+                    let tag = self.tag();
+                    self.peer_warnings.warn(
+                        &tag,
+                        format_args!("continuation frame without a first frame; dropped"),
+                    );
+                }
                 Err(FragmentError::OverLimit(limit)) => self.fail(
                     format!("fragmented message over the read limit of {limit} bytes"),
                     CloseCode::Size,
