@@ -979,3 +979,59 @@ async fn unsolicited_pongs_do_not_count_as_liveness() {
     );
     client.close().await;
 }
+
+/// The runtime dropped while the session cannot flush (the peer reads
+/// nothing and the socket's send buffer is full): no close frame went out,
+/// so the status reads `Aborted`, never `Closed`, and says why.
+#[test]
+fn a_runtime_dropped_with_the_send_buffer_full_reads_aborted_never_closed() {
+    // The peer runs on a System of its own, which outlives the client's.
+    let (host_tx, host_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            let peer = ScriptedPeer::start(|mut conn| async move {
+                conn.upgrade().await;
+                // Reads nothing from here on.
+                actix::clock::sleep(Duration::from_secs(60)).await;
+            })
+            .await;
+            host_tx.send(peer.host()).unwrap();
+            actix::clock::sleep(Duration::from_secs(60)).await;
+        });
+    });
+    let host = host_rx.recv().unwrap();
+    // A 32 MiB schema: more than loopback's socket buffers hold.
+    let schema = json!({"type": "object", "description": "x".repeat(32 << 20)});
+    let builder = isp_cluster::ClusterClient::builder(
+        isp_cluster::ModuleInfo::new(
+            "stuck",
+            "1.0.0",
+            isp_cluster::AddressConfiguration::new("10.0.0.2", "9002"),
+        ),
+        isp_cluster::ConfigData::new(
+            "1.0.0",
+            isp_cluster::RawJson::from_value(&schema).unwrap(),
+            isp_cluster::RawJson::empty_object(),
+        ),
+    )
+    .hosts([host]);
+    let client = actix::System::new().block_on(async move {
+        let client = builder.start().unwrap();
+        assert!(
+            wait_until(WAIT, || client.status().state == SessionState::Handshaking).await,
+            "{:?}",
+            client.status()
+        );
+        // The schema is being written; its ack (1 s) has not timed out.
+        actix::clock::sleep(Duration::from_millis(300)).await;
+        client
+    });
+    // The runtime is gone: the session was dropped with it.
+    let status = client.status();
+    assert_eq!(status.state, SessionState::Aborted, "{status:?}");
+    let error = status.last_error.unwrap_or_default();
+    assert!(
+        error.contains("before the close frame was flushed"),
+        "{error}"
+    );
+}
