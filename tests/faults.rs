@@ -855,10 +855,7 @@ async fn unanswered_error_acks_end_the_session_with_1008() {
     let peer = ScriptedPeer::start(move |mut conn| {
         let endings = endings_tx.clone();
         async move {
-            conn.upgrade().await;
-            conn.handshake("{}").await;
-            if conn.index > 0 {
-                conn.until_closed().await;
+            if !conn.first_session().await {
                 return;
             }
             // A name of 4 KiB: the ack must not repeat it whole.
@@ -945,10 +942,7 @@ async fn unanswered_error_acks_end_the_session_with_1008() {
 #[actix::test]
 async fn unsolicited_pongs_do_not_count_as_liveness() {
     let peer = ScriptedPeer::start(|mut conn| async move {
-        conn.upgrade().await;
-        conn.handshake("{}").await;
-        if conn.index > 0 {
-            conn.until_closed().await;
+        if !conn.first_session().await {
             return;
         }
         let until = Instant::now() + Duration::from_secs(3);

@@ -47,10 +47,7 @@ async fn a_ping_flood_from_a_peer_that_never_reads_keeps_memory_bounded() {
     let peer = ScriptedPeer::start(move |mut conn| {
         let (sent, flooding) = (sent_in.clone(), flooding_in.clone());
         async move {
-            conn.upgrade().await;
-            conn.handshake("{}").await;
-            if conn.index > 0 {
-                conn.until_closed().await;
+            if !conn.first_session().await {
                 return;
             }
             flooding.store(true, Ordering::SeqCst);

@@ -56,6 +56,18 @@ fn lines(module: &str, level: &str) -> Vec<(Instant, String)> {
         .collect()
 }
 
+/// What the INFO line that ends an outage says.
+const OUTAGE_ENDED: &str = "session with the config-service again after";
+
+/// The lines of `module` at `level` that contain `text`.
+fn containing(module: &str, level: &str, text: &str) -> Vec<String> {
+    lines(module, level)
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.contains(text))
+        .collect()
+}
+
 fn info(name: &str) -> ModuleInfo {
     ModuleInfo::new(name, "1.0.0", AddressConfiguration::new("10.0.0.4", "9004"))
 }
@@ -107,20 +119,14 @@ async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
     assert!(warns[0].1.contains("attempts in"), "{warns:?}");
     assert!(warns[0].1.contains("last: cannot connect to"), "{warns:?}");
     // Attempts during the outage say nothing at INFO.
-    let connecting: Vec<_> = lines("outage", "INFO")
-        .into_iter()
-        .filter(|(_, l)| l.contains("connecting"))
-        .collect();
+    let connecting = containing("outage", "INFO", "connecting");
     assert_eq!(connecting.len(), 1, "{connecting:#?}");
 
     // A node comes: one INFO ends the outage.
     let server = ConfigServer::builder().start().await.unwrap();
     client.update_hosts([server.addr().to_string()]).unwrap();
     assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
-    let ended: Vec<_> = lines("outage", "INFO")
-        .into_iter()
-        .filter(|(_, l)| l.contains("session with the config-service again after"))
-        .collect();
+    let ended = containing("outage", "INFO", OUTAGE_ENDED);
     assert_eq!(ended.len(), 1, "{ended:#?}");
     assert_eq!(lines("outage", "ERROR").len(), 1);
 
@@ -131,11 +137,7 @@ async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
         .start()
         .unwrap();
     assert!(wait_until(Duration::from_secs(5), || seen.hosts().len() >= 2).await);
-    let addresses: Vec<String> = lines("outage", "INFO")
-        .into_iter()
-        .map(|(_, l)| l)
-        .filter(|l| l.contains("addresses of auth"))
-        .collect();
+    let addresses = containing("outage", "INFO", "addresses of auth");
     assert!(
         addresses
             .iter()
@@ -173,10 +175,7 @@ async fn attempts_that_reach_a_refusing_node_say_nothing_at_info_during_an_outag
     );
     // Only the first attempt, before the outage began, is an INFO line;
     // every later one is DEBUG, and the outage's ERROR says why.
-    let registering: Vec<_> = lines("electing", "INFO")
-        .into_iter()
-        .filter(|(_, l)| l.contains("connected; registering"))
-        .collect();
+    let registering = containing("electing", "INFO", "connected; registering");
     assert_eq!(registering.len(), 1, "{registering:#?}");
     let errors = lines("electing", "ERROR");
     assert_eq!(errors.len(), 1, "{errors:#?}");
@@ -184,10 +183,7 @@ async fn attempts_that_reach_a_refusing_node_say_nothing_at_info_during_an_outag
 
     server.fail_event("electing", MODULE_SEND_CONFIG_SCHEMA, None);
     assert!(wait_until(Duration::from_secs(5), || client.healthcheck().is_ok()).await);
-    let ended: Vec<_> = lines("electing", "INFO")
-        .into_iter()
-        .filter(|(_, l)| l.contains("session with the config-service again after"))
-        .collect();
+    let ended = containing("electing", "INFO", OUTAGE_ENDED);
     assert_eq!(ended.len(), 1, "{ended:#?}");
     client.close().await;
     server.stop().await;
@@ -197,11 +193,7 @@ async fn attempts_that_reach_a_refusing_node_say_nothing_at_info_during_an_outag
 async fn a_server_flooding_unknown_events_costs_a_few_warn_lines() {
     capture_logs();
     let peer = ScriptedPeer::start(|mut conn| async move {
-        conn.upgrade().await;
-        conn.handshake("{}").await;
-        if conn.index > 0 {
-            // The next session is served well.
-            conn.until_closed().await;
+        if !conn.first_session().await {
             return;
         }
         for i in 0..1000 {
@@ -216,26 +208,15 @@ async fn a_server_flooding_unknown_events_costs_a_few_warn_lines() {
         .hosts([peer.host()])
         .start()
         .unwrap();
-    let ended = || {
-        lines("flooded", "WARN")
-            .iter()
-            .any(|(_, l)| l.contains("before the session ended"))
-    };
+    let ended = || !containing("flooded", "WARN", "before the session ended").is_empty();
     assert!(
         wait_until(Duration::from_secs(10), ended).await,
         "{:#?}",
         lines("flooded", "WARN")
     );
-    let unknown: Vec<_> = lines("flooded", "WARN")
-        .into_iter()
-        .filter(|(_, l)| l.contains("unknown event"))
-        .collect();
+    let unknown = containing("flooded", "WARN", "unknown event");
     assert_eq!(unknown.len(), 10, "the first ten in full: {unknown:#?}");
-    let summary: Vec<_> = lines("flooded", "WARN")
-        .into_iter()
-        .map(|(_, l)| l)
-        .filter(|l| l.contains("before the session ended"))
-        .collect();
+    let summary = containing("flooded", "WARN", "before the session ended");
     assert_eq!(summary.len(), 1, "{summary:#?}");
     assert!(summary[0].contains("990 more warnings"), "{summary:?}");
     // Every WARN of that session: the ten, the note that further ones are

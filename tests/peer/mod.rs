@@ -363,6 +363,19 @@ impl Conn {
         }
     }
 
+    /// Upgrades and plays the whole handshake (an empty config): `true` on
+    /// the first connection, the one a script's fault is for. On every
+    /// later one it serves until the client leaves and returns `false`.
+    pub async fn first_session(&mut self) -> bool {
+        self.upgrade().await;
+        self.handshake("{}").await;
+        if self.index == 0 {
+            return true;
+        }
+        self.until_closed().await;
+        false
+    }
+
     /// Plays the server's side of the registration: sends `config` and
     /// empty addresses and routes as asked, acks both emits `ok`. Returns
     /// the two client events (schema, requirements).
