@@ -140,12 +140,12 @@ impl ClusterClientBuilder {
     /// created: configs hold secrets), off the actix thread, one write at a
     /// time, the newest config winning over one still waiting. A rejected
     /// config is never written. A failed write is a warning naming the file
-    /// and is counted in [`Status::cache_writes_failed`]; it never fails the
+    /// and is counted in [`Status::cache_writes_failed`](crate::Status::cache_writes_failed); it never fails the
     /// client. The file holds the config JSON byte for byte, the format
     /// [`crate::OfflineClient`] reads.
     ///
     /// At start, when the file holds valid JSON, that config is delivered to
-    /// the receiver at once, marked [`ConfigSource::Cache`] (and `initial`),
+    /// the receiver at once, marked [`ConfigSource::Cache`](crate::ConfigSource::Cache) (and `initial`),
     /// and the first connection attempt starts once the receiver answered
     /// it (within the config timeout), so the node's config always comes
     /// after it and replaces it. [`ClusterClient::healthcheck`] stays `Err`

@@ -6,7 +6,7 @@ use super::Setting;
 #[cfg(feature = "tls")]
 use super::TlsError;
 
-/// A mistake in the client's configuration, found at [`ClusterClientBuilder::start`].
+/// A mistake in the client's configuration, found at [`ClusterClientBuilder::start`](crate::ClusterClientBuilder::start).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {

@@ -121,32 +121,32 @@ impl Settings {
     }
 }
 
-/// A setting of [`ClusterClientBuilder`], named by
-/// [`BuildError::InvalidSetting`].
+/// A setting of [`ClusterClientBuilder`](crate::ClusterClientBuilder), named by
+/// [`BuildError::InvalidSetting`](crate::BuildError::InvalidSetting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Setting {
-    /// [`ClusterClientBuilder::ack_timeout`]
+    /// [`ClusterClientBuilder::ack_timeout`](crate::ClusterClientBuilder::ack_timeout)
     AckTimeout,
-    /// [`ClusterClientBuilder::config_timeout`]
+    /// [`ClusterClientBuilder::config_timeout`](crate::ClusterClientBuilder::config_timeout)
     ConfigTimeout,
-    /// [`ClusterClientBuilder::receiver_timeout`]
+    /// [`ClusterClientBuilder::receiver_timeout`](crate::ClusterClientBuilder::receiver_timeout)
     ReceiverTimeout,
-    /// The interval of [`ClusterClientBuilder::ping`]
+    /// The interval of [`ClusterClientBuilder::ping`](crate::ClusterClientBuilder::ping)
     PingInterval,
-    /// The pong timeout of [`ClusterClientBuilder::ping`]
+    /// The pong timeout of [`ClusterClientBuilder::ping`](crate::ClusterClientBuilder::ping)
     PingTimeout,
-    /// [`ClusterClientBuilder::connect_timeout`]
+    /// [`ClusterClientBuilder::connect_timeout`](crate::ClusterClientBuilder::connect_timeout)
     ConnectTimeout,
-    /// [`ClusterClientBuilder::initial_wait`]
+    /// [`ClusterClientBuilder::initial_wait`](crate::ClusterClientBuilder::initial_wait)
     InitialWait,
-    /// [`ClusterClientBuilder::backoff`]
+    /// [`ClusterClientBuilder::backoff`](crate::ClusterClientBuilder::backoff)
     Backoff,
-    /// [`ClusterClientBuilder::down_retry`]
+    /// [`ClusterClientBuilder::down_retry`](crate::ClusterClientBuilder::down_retry)
     DownRetry,
-    /// [`ClusterClientBuilder::read_limit`]
+    /// [`ClusterClientBuilder::read_limit`](crate::ClusterClientBuilder::read_limit)
     ReadLimit,
-    /// [`ClusterClientBuilder::config_cache`]
+    /// [`ClusterClientBuilder::config_cache`](crate::ClusterClientBuilder::config_cache)
     ConfigCache,
     /// [`ClusterClientBuilder::outage_summary_interval`](crate::ClusterClientBuilder::outage_summary_interval)
     OutageSummaryInterval,

@@ -112,7 +112,9 @@ impl Infra {
     }
 
     /// The scope of a module without a cluster client, as isp-kit's
-    /// `bootstrap` serves it in offline mode (`CLUSTER_MODE=offline`): the
+    /// `bootstrap` serves it in offline mode (`CLUSTER_MODE=offline`) and
+    /// for `bootstrap.NewStandalone` (the infra server of its base
+    /// bootstrap, no `configServiceConnection` registered): the
     /// metrics route, and the health route with only the checks added by
     /// [`Infra::check`] (no `configServiceConnection`; none at all passes,
     /// as Go's empty registry does). There is no status route: the status
