@@ -1,5 +1,9 @@
-//! Idle memory of the `module` example while connected to an embedded
-//! config-service: its resident set after it became active and idled 2 s.
+//! Idle memory and CPU of the `module` example while connected to an
+//! embedded config-service: its resident set after it became active and
+//! idled 2 s, then the CPU time its threads used and how often they were
+//! scheduled over the next 10 s (`/proc/<pid>/task/*/schedstat`, in
+//! nanoseconds: the pings every 5 s and the actix System check every 100 ms
+//! are most of what runs).
 //!
 //! ```sh
 //! cargo build --release --example module && cargo bench --bench idle_rss
@@ -21,8 +25,10 @@ fn module_binary() -> PathBuf {
     dir.join("examples").join("module")
 }
 
-/// `VmRSS` and `VmHWM` of a process, in KiB.
-fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+/// `VmRSS`, `VmHWM`, `RssAnon` (heap and stacks: what the process wrote)
+/// and `RssFile` (its binary's and libraries' pages, shared with the page
+/// cache) of a process, in KiB.
+fn memory_kib(pid: u32) -> Option<(u64, u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -33,8 +39,31 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
             .parse()
             .ok()
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((
+        field("VmRSS:")?,
+        field("VmHWM:")?,
+        field("RssAnon:")?,
+        field("RssFile:")?,
+    ))
 }
+
+/// The CPU time (ns) and the number of times scheduled, summed over the
+/// threads of a process.
+fn cpu_ns_and_runs(pid: u32) -> Option<(u64, u64)> {
+    let mut total = (0, 0);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let run_ns = fields.next()??;
+        let _waited = fields.next()??;
+        let runs = fields.next()??;
+        total = (total.0 + run_ns, total.1 + runs);
+    }
+    Some(total)
+}
+
+/// How long the CPU of the idle process is watched.
+const IDLE_CPU_WINDOW: Duration = Duration::from_secs(10);
 
 fn main() {
     let binary = module_binary();
@@ -47,7 +76,10 @@ fn main() {
     }
     let system = actix::System::new();
     system.block_on(async {
-        let server = ConfigServer::builder().start().await.expect("server starts");
+        let server = ConfigServer::builder()
+            .start()
+            .await
+            .expect("server starts");
         let mut child = Command::new(&binary)
             .args(["--hosts", &server.addr().to_string(), "--name", "idle"])
             .args(["--require", "auth", "--routes"])
@@ -69,11 +101,29 @@ fn main() {
         assert!(active.join().unwrap_or(false), "module became active");
         actix::clock::sleep(Duration::from_secs(2)).await;
         match memory_kib(child.id()) {
-            Some((rss, hwm)) => println!(
-                "idle_rss: module example connected and idle: VmRSS {rss} KiB ({:.1} MB), peak {hwm} KiB",
-                rss as f64 * 1024.0 / 1e6
+            Some((rss, hwm, anon, file)) => println!(
+                "idle_rss: module example connected and idle: VmRSS {rss} KiB ({:.1} MB), peak \
+                 {hwm} KiB; anonymous (heap, stacks) {anon} KiB ({:.2} MB), file-backed (code) \
+                 {file} KiB",
+                rss as f64 * 1024.0 / 1e6,
+                anon as f64 * 1024.0 / 1e6
             ),
             None => println!("idle_rss: /proc is not available here"),
+        }
+        let before = cpu_ns_and_runs(child.id());
+        actix::clock::sleep(IDLE_CPU_WINDOW).await;
+        match (before, cpu_ns_and_runs(child.id())) {
+            (Some((ns0, runs0)), Some((ns1, runs1))) => {
+                let secs = IDLE_CPU_WINDOW.as_secs_f64();
+                let per_second_us = (ns1 - ns0) as f64 / secs / 1000.0;
+                println!(
+                    "idle_cpu: over {secs:.0} s idle: {per_second_us:.0} µs of CPU a second \
+                     ({:.3} % of one core), scheduled {:.1} times a second",
+                    per_second_us / 1e4,
+                    (runs1 - runs0) as f64 / secs
+                );
+            }
+            _ => println!("idle_cpu: /proc/<pid>/task/*/schedstat is not available here"),
         }
         let _ = child.kill();
         let _ = child.wait();

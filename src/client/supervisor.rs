@@ -63,8 +63,11 @@ struct Current {
 
 /// How often the supervisor checks whether its arbiter was told to stop
 /// (the actix System stopping): the longest a `System::stop` waits for the
-/// close to begin while the application runs on.
-pub(crate) const SYSTEM_STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// close to begin while the application runs on. Each check wakes the
+/// thread, and an idle client does little else: checked every 100 ms, the
+/// `module` example used 1.5 ms of CPU a second idle (20 wakeups a second)
+/// against 0.06 ms without the check (1 wakeup), so once a second.
+pub(crate) const SYSTEM_STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
