@@ -27,7 +27,7 @@
 //!   then the faults stop and the node pushes a new config: the time until
 //!   each client has it.
 //!
-//! `cargo bench --bench fleet` (about three minutes); `FLEET_CLIENTS=500`
+//! `cargo bench --bench fleet` (about three and a half minutes); `FLEET_CLIENTS=500`
 //! and `FLEET_FAULT_SECS=600` change the fleet and the fault run,
 //! `FLEET_ONLY=election,faults` runs only the scenarios named (election,
 //! accept-close, black-box, all-down, failover, flapping, faults). The bench raises its soft open-files limit to the hard one.
@@ -76,6 +76,8 @@ const DEFAULT_FAULT_SECS: u64 = 60;
 const SETTLE: Duration = Duration::from_millis(5500);
 /// How long any wait for the fleet may take before the bench gives up.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// How many times the failover of one client alone is measured.
+const ONE_CLIENT_FAILOVERS: usize = 5;
 /// File descriptors a process needs besides those of the fleet.
 const SPARE_FDS: u64 = 200;
 
@@ -773,27 +775,38 @@ async fn failover(n: usize) -> Vec<Duration> {
 
 async fn failovers(n: usize, report: &mut Report) {
     let t = started("failover after a session that lasted");
-    let one = failover(1).await;
+    // One client alone, several times: one sample says little about a
+    // path that takes a millisecond.
+    let mut ones = Vec::new();
+    for _ in 0..ONE_CLIENT_FAILOVERS {
+        ones.extend(failover(1).await);
+    }
+    let one = quantile(&ones, 0.5);
     let fleet = failover(n).await;
     println!(
-        "  one client: {}; fleet of {n} at once: p50 {}, p99 {}",
-        millis(one[0]),
+        "  one client, {ONE_CLIENT_FAILOVERS} times: {}; fleet of {n} at once: p50 {}, p99 {}",
+        ones.iter()
+            .map(|d| millis(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
         millis(quantile(&fleet, 0.5)),
         millis(quantile(&fleet, 0.99))
     );
     report.row(
         format!(
             "kept: failover after a session that lasted, node drop → READY on the next node \
-             (the whole fleet of {n} at once: p50, p99)"
+             (one client, median of {ONE_CLIENT_FAILOVERS} and the slowest; the whole fleet of \
+             {n} at once: p50, p99)"
         ),
         format!(
-            "{} ({}, {})",
-            millis(one[0]),
+            "{}, {} ({}, {})",
+            millis(one),
+            millis(quantile(&ones, 1.0)),
             millis(quantile(&fleet, 0.5)),
             millis(quantile(&fleet, 0.99))
         ),
         "immediate (< 20 ms)",
-        one[0] < Duration::from_millis(20),
+        one < Duration::from_millis(20),
         "1 s",
     );
     println!("  ({:.0} s)", t.elapsed().as_secs_f64());
