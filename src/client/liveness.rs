@@ -10,7 +10,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_http::ws::{CloseCode, CloseReason, Message};
 use bytes::Bytes;
@@ -22,7 +22,8 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a session dropped with its runtime (the application ended its
 /// actix System without `close()`) keeps the socket open after its close
-/// frame was flushed, blocking the thread that drops it. Without it the
+/// frame was flushed, blocking the thread that drops it (sessions dropped
+/// together flush in the same last poll and so share one wait). Without it the
 /// connection's end (FIN, or over `wss://` the end of the TLS stream) can
 /// reach the server in the same read as the close frame, and a server may
 /// drop the bytes it read with the end: actix-web's does, so the embedded
@@ -98,7 +99,8 @@ impl Heartbeat {
 pub(crate) struct Closing {
     /// Wait for the peer's close frame or EOF, not only for the flush.
     wait_for_peer: bool,
-    flushed: bool,
+    /// When our close frame was on the wire.
+    flushed_at: Option<Instant>,
     peer_done: bool,
 }
 
@@ -106,26 +108,35 @@ impl Closing {
     pub(crate) fn new(wait_for_peer: bool) -> Self {
         Self {
             wait_for_peer,
-            flushed: false,
+            flushed_at: None,
             peer_done: false,
         }
     }
 
     /// Our close frame is on the wire. `true`: stop now.
     pub(crate) fn flushed(&mut self) -> bool {
-        self.flushed = true;
+        self.flushed_at.get_or_insert_with(Instant::now);
         self.peer_done || !self.wait_for_peer
     }
 
     /// Whether our close frame is on the wire.
     pub(crate) fn is_flushed(&self) -> bool {
-        self.flushed
+        self.flushed_at.is_some()
+    }
+
+    /// How long is left of [`TEARDOWN_LINGER`] since our close frame was
+    /// on the wire (zero if it is not): sessions dropped together, each
+    /// flushed in the same last poll, wait about one linger in all.
+    pub(crate) fn linger_left(&self) -> Duration {
+        self.flushed_at.map_or(Duration::ZERO, |at| {
+            TEARDOWN_LINGER.saturating_sub(at.elapsed())
+        })
     }
 
     /// The peer answered with its close frame. `true`: stop now.
     pub(crate) fn peer_closed(&mut self) -> bool {
         self.peer_done = true;
-        self.flushed
+        self.is_flushed()
     }
 }
 
@@ -201,7 +212,16 @@ mod tests {
         assert!(!c.peer_closed());
         assert!(c.flushed());
         let mut c = Closing::new(false);
+        assert_eq!(
+            c.linger_left(),
+            Duration::ZERO,
+            "nothing flushed, nothing to wait for"
+        );
         assert!(c.flushed());
+        let left = c.linger_left();
+        assert!(left > Duration::ZERO && left <= TEARDOWN_LINGER, "{left:?}");
+        std::thread::sleep(TEARDOWN_LINGER);
+        assert_eq!(c.linger_left(), Duration::ZERO, "a linger already spent");
     }
 
     #[test]

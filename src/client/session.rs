@@ -26,9 +26,7 @@ use super::connect::Framed;
 use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
-use super::liveness::{
-    close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE, TEARDOWN_LINGER,
-};
+use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
 use super::peer_warnings::PeerWarnings;
 use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
@@ -689,7 +687,9 @@ impl Drop for Session {
         if flushed {
             // The socket closes when this returns; give the server the
             // moment to read the close frame on its own first.
-            std::thread::sleep(TEARDOWN_LINGER);
+            if let Some(closing) = &self.closing {
+                std::thread::sleep(closing.linger_left());
+            }
             self.shared.set_state(SessionState::Closed, None);
         } else {
             let reason = "the actix System ended before the close frame was flushed: \
