@@ -635,3 +635,39 @@ async fn failures_are_counted_by_kind() {
         Some(1.0)
     );
 }
+
+/// Without a cluster client (isp-kit's offline mode): metrics and the
+/// application's checks, no `configServiceConnection`, no status route; no
+/// check at all passes, as Go's empty registry does.
+#[actix::test]
+async fn a_standalone_scope_has_no_client_check_and_no_status_route() {
+    init_logs();
+    let empty = Infra::standalone()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (status, _, body) = get(&empty, infra::HEALTH_PATH).await;
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "pass", "{body}");
+    assert!(!body.contains(infra::CLIENT_CHECK), "{body}");
+    let (status, _, _) = get(&empty, infra::STATUS_PATH).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get(&empty, infra::METRICS_PATH).await;
+    assert_eq!(status, 200);
+    empty.stop().await;
+
+    let failing = Infra::standalone()
+        .check("queue", || Err("unreachable".to_owned()))
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (status, _, body) = get(&failing, infra::HEALTH_PATH).await;
+    assert_eq!(status, 500, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        health["details"]["queue"][0]["output"], "unreachable",
+        "{body}"
+    );
+    failing.stop().await;
+}
