@@ -28,6 +28,20 @@ fn module() -> ClusterClientBuilder {
     common::quick_module().config_timeout(Duration::from_secs(2))
 }
 
+/// An embedded config-service holding `config` for the module.
+async fn server_with(config: Value) -> ConfigServer {
+    ConfigServer::builder()
+        .config("gateway", config)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// The module, on `server` alone.
+fn module_on(server: &ConfigServer) -> ClusterClientBuilder {
+    module().hosts([server.addr().to_string()])
+}
+
 /// What the slow receiver went through.
 #[derive(Default)]
 struct Seen {
@@ -105,17 +119,9 @@ fn file_json(path: &PathBuf) -> Option<Value> {
 
 #[actix::test]
 async fn a_busy_receiver_across_a_failover_has_one_delivery_in_flight_and_sees_the_newest_last() {
-    let server = ConfigServer::builder()
-        .config("gateway", json!({"v": 0}))
-        .start()
-        .await
-        .unwrap();
+    let server = server_with(json!({"v": 0})).await;
     let (receiver, seen) = slow_receiver(1);
-    let client = module()
-        .hosts([server.addr().to_string()])
-        .remote_config(receiver)
-        .start()
-        .unwrap();
+    let client = module_on(&server).remote_config(receiver).start().unwrap();
     client.ready(WAIT).await.unwrap();
     // Session 1 delivers v1, which the receiver takes its time over; v2
     // arrives behind it; then session 1 dies and session 2 starts with v2.
@@ -160,14 +166,9 @@ async fn applying_v1_with_v0_cached(
     Arc<Mutex<Seen>>,
 ) {
     let path = cache_path(name);
-    let server = ConfigServer::builder()
-        .config("gateway", json!({"v": 0}))
-        .start()
-        .await
-        .unwrap();
+    let server = server_with(json!({"v": 0})).await;
     let (receiver, seen) = slow_receiver(1);
-    let client = module()
-        .hosts([server.addr().to_string()])
+    let client = module_on(&server)
         .remote_config(receiver)
         .config_cache(&path)
         .start()
@@ -228,14 +229,9 @@ fn checking_receiver() -> Recipient<RemoteConfig> {
 
 #[actix::test]
 async fn a_rejected_config_is_counted_in_the_status_and_shown_in_its_json() {
-    let server = ConfigServer::builder()
-        .config("gateway", json!({"port": 1}))
-        .start()
-        .await
-        .unwrap();
+    let server = server_with(json!({"port": 1})).await;
     let (events, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([server.addr().to_string()])
+    let client = module_on(&server)
         .remote_config(checking_receiver())
         .session_events(events.recipient())
         .start()
@@ -276,14 +272,9 @@ async fn a_rejected_config_is_counted_in_the_status_and_shown_in_its_json() {
 
 #[actix::test]
 async fn ready_resolves_after_the_first_config_and_fails_once_closed() {
-    let server = ConfigServer::builder()
-        .config("gateway", json!({"v": 7}))
-        .start()
-        .await
-        .unwrap();
+    let server = server_with(json!({"v": 7})).await;
     let (rec, seen) = Recorder::start_new();
-    let client = module()
-        .hosts([server.addr().to_string()])
+    let client = module_on(&server)
         .remote_config(rec.recipient())
         .start()
         .unwrap();
@@ -338,18 +329,13 @@ async fn ready_times_out_naming_what_the_client_is_doing() {
 
 #[actix::test]
 async fn closure_receivers_get_the_config_and_the_routes() {
-    let server = ConfigServer::builder()
-        .config("gateway", json!({"port": 1}))
-        .start()
-        .await
-        .unwrap();
+    let server = server_with(json!({"port": 1})).await;
     let configs = Arc::new(Mutex::new(Vec::new()));
     let routes = Arc::new(Mutex::new(0usize));
     let client = {
         let configs = configs.clone();
         let routes = routes.clone();
-        module()
-            .hosts([server.addr().to_string()])
+        module_on(&server)
             .remote_config_fn(move |config: &RemoteConfig| {
                 let value: Value = config.parse()?;
                 if value["port"].as_i64().unwrap_or(0) <= 0 {

@@ -19,7 +19,7 @@ use serde_json::json;
 
 mod common;
 mod peer;
-use common::{wait_until, Behaviour, Recorder};
+use common::{assert_last_error_within, wait_until, Behaviour, Recorder};
 use peer::{Conn, Ending, Received, ScriptedPeer};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -507,15 +507,7 @@ async fn a_flapping_node_is_retried_about_once_a_second_at_most() {
     }
     // Between its sessions the status says why the last one ended (while
     // one is active, `last_error` is cleared).
-    assert!(
-        wait_until(WAIT, || client
-            .status()
-            .last_error
-            .is_some_and(|e| e.contains("bye")))
-        .await,
-        "{:?}",
-        client.status()
-    );
+    assert_last_error_within(&client, WAIT, "bye").await;
     client.close().await;
 }
 

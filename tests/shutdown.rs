@@ -21,7 +21,7 @@
 //! process, and `#[actix_web::main]` must be the real macro.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,6 +31,8 @@ use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     AddressConfiguration, ClusterClient, ConfigData, ModuleInfo, RawJson, TlsConfig,
 };
+
+mod common;
 
 const CHILD_ENV: &str = "SHUTDOWN_CHILD";
 const MODULE: &str = "shutdown-app";
@@ -89,7 +91,9 @@ fn main() {
 /// Runs one child to its end and checks what the server saw.
 async fn run_case(mode: &str) -> Result<String, String> {
     let (server, hosts, ca) = if mode.ends_with("-wss") {
-        let (ca, chain, key) = test_certificates();
+        let ca = common::test_ca();
+        let (chain, key) = common::server_cert(&ca, &["127.0.0.1"], false);
+        let ca = ca.pem();
         let server = ConfigServer::builder()
             .tls(chain.as_bytes(), key.as_bytes())
             .start()
@@ -115,7 +119,7 @@ async fn run_case(mode: &str) -> Result<String, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let lines = child_lines(&mut child);
+    let lines = common::stdout_lines(&mut child);
     let result = drive(mode, &server, &mut child, &lines).await;
     if child.try_wait().ok().flatten().is_none() {
         let _ = child.kill();
@@ -212,38 +216,6 @@ async fn drive(
             format!("; child {status_line}")
         }
     ))
-}
-
-/// A CA made for this run and a certificate for 127.0.0.1 it signed: (CA
-/// PEM, chain PEM, key PEM).
-fn test_certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "isp-cluster shutdown test CA");
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
-/// The child's stdout, line by line, from a thread.
-fn child_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 async fn next_line(lines: &mpsc::Receiver<String>, prefix: &str) -> Result<String, String> {

@@ -8,42 +8,13 @@ use std::time::Duration;
 
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{BuildError, ClusterClientBuilder, SessionEvent, TlsConfig, TlsError};
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-};
+use rcgen::{CertifiedIssuer, KeyPair};
 use serde_json::json;
 
 mod common;
-use common::{wait_until, Recorder};
+use common::{server_cert, test_ca, wait_until, Recorder};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A CA made for this test run.
-fn test_ca() -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "isp-cluster test CA");
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-/// A server certificate for `names` signed by `ca`: (chain PEM, key PEM).
-fn server_cert(
-    ca: &CertifiedIssuer<'static, KeyPair>,
-    names: &[&str],
-    expired: bool,
-) -> (String, String) {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let mut params = CertificateParams::new(names).unwrap();
-    if expired {
-        params.not_before = date_time_ymd(2000, 1, 1);
-        params.not_after = date_time_ymd(2001, 1, 1);
-    }
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 async fn tls_server(chain: &str, key: &str) -> ConfigServer {
     ConfigServer::builder()

@@ -8,26 +8,16 @@
 use std::time::{Duration, Instant};
 
 use isp_cluster::server::ConfigServer;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 mod common;
-use common::wait_until;
+use common::{assert_last_error_within, server_cert, test_ca, wait_until};
 
 #[actix::test]
 async fn trust_store_loads_off_the_actix_thread_and_a_failure_is_retried() {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "isp-cluster roots test CA");
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let ca = test_ca();
+    let (chain, key) = server_cert(&ca, &["127.0.0.1"], false);
     let server = ConfigServer::builder()
-        .tls(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+        .tls(chain.as_bytes(), key.as_bytes())
         .start()
         .await
         .unwrap();
@@ -47,15 +37,7 @@ async fn trust_store_loads_off_the_actix_thread_and_a_failure_is_retried() {
         .backoff(Duration::from_millis(50), Duration::from_millis(100))
         .start()
         .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(5), || client
-            .status()
-            .last_error
-            .is_some_and(|e| e.contains("no trusted root")))
-        .await,
-        "{:?}",
-        client.status()
-    );
+    assert_last_error_within(&client, Duration::from_secs(5), "no trusted root").await;
 
     // Now the store is a named pipe whose writer comes 300 ms later: the
     // next load waits for it, and the actix thread must not.

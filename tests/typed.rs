@@ -12,7 +12,7 @@ use isp_cluster::{
 use serde::Deserialize;
 
 mod common;
-use common::wait_until;
+use common::{assert_last_error_within, wait_until};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, PartialEq)]
 struct Limits {
@@ -142,15 +142,7 @@ async fn a_typed_module_against_the_embedded_server() {
         .start()
         .unwrap();
     // The stored config fails validation: the handshake cannot finish.
-    assert!(
-        wait_until(Duration::from_secs(5), || client
-            .status()
-            .last_error
-            .is_some_and(|e| e.contains("rps must be positive")))
-        .await,
-        "{:?}",
-        client.status()
-    );
+    assert_last_error_within(&client, Duration::from_secs(5), "rps must be positive").await;
     assert!(client.healthcheck().is_err());
     server
         .set_config("limiter", serde_json::json!({"rps": 5}))

@@ -245,3 +245,47 @@ pub async fn http_get(client: &awc::Client, url: &str) -> (u16, String) {
         Err(e) => (0, e.to_string()),
     }
 }
+
+/// A CA made for this test run.
+pub fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "isp-cluster test CA");
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A server certificate for `names` signed by `ca` (expired since 2001
+/// when `expired`): (chain PEM, key PEM).
+pub fn server_cert(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    names: &[&str],
+    expired: bool,
+) -> (String, String) {
+    use rcgen::{date_time_ymd, CertificateParams, KeyPair};
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = CertificateParams::new(names).unwrap();
+    if expired {
+        params.not_before = date_time_ymd(2000, 1, 1);
+        params.not_after = date_time_ymd(2001, 1, 1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Waits up to `timeout` until the client's `last_error` contains `text`;
+/// fails the test with the client's status otherwise.
+pub async fn assert_last_error_within(client: &ClusterClient, timeout: Duration, text: &str) {
+    assert!(
+        wait_until(timeout, || client
+            .status()
+            .last_error
+            .is_some_and(|e| e.contains(text)))
+        .await,
+        "{:?}",
+        client.status()
+    );
+}
