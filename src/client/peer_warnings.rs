@@ -18,6 +18,8 @@ pub(crate) const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// One session's warnings about its peer.
 pub(crate) struct PeerWarnings {
+    /// The session's log tag.
+    tag: String,
     shown: u32,
     /// Held back since the last summary.
     held_back: u64,
@@ -26,22 +28,25 @@ pub(crate) struct PeerWarnings {
 }
 
 impl PeerWarnings {
-    pub(crate) fn new() -> Self {
+    /// For the session whose log lines start with `tag`.
+    pub(crate) fn new(tag: String) -> Self {
         Self {
+            tag,
             shown: 0,
             held_back: 0,
             since: None,
         }
     }
 
-    /// Logs `message` about the peer of the session tagged `tag`: at WARN
-    /// while in the first [`SHOWN_IN_FULL`], else at DEBUG, with a WARN
-    /// summary when [`SUMMARY_INTERVAL`] has passed.
-    pub(crate) fn warn(&mut self, tag: &str, message: fmt::Arguments<'_>) {
-        self.warn_at(tag, message, Instant::now());
+    /// Logs `message` about the session's peer: at WARN while in the first
+    /// [`SHOWN_IN_FULL`], else at DEBUG, with a WARN summary when
+    /// [`SUMMARY_INTERVAL`] has passed.
+    pub(crate) fn warn(&mut self, message: fmt::Arguments<'_>) {
+        self.warn_at(message, Instant::now());
     }
 
-    fn warn_at(&mut self, tag: &str, message: fmt::Arguments<'_>, now: Instant) {
+    fn warn_at(&mut self, message: fmt::Arguments<'_>, now: Instant) {
+        let tag = &self.tag;
         if self.shown < SHOWN_IN_FULL {
             self.shown += 1;
             log::warn!("{tag} {message}");
@@ -75,7 +80,8 @@ impl PeerWarnings {
     }
 
     /// At the session's end: the count still held back, if any.
-    pub(crate) fn finish(&mut self, tag: &str) {
+    pub(crate) fn finish(&mut self) {
+        let tag = &self.tag;
         if self.held_back > 0 {
             log::warn!(
                 "{tag} {} more warnings about what the server sent before the session ended",
@@ -92,22 +98,22 @@ mod tests {
 
     #[test]
     fn the_first_ones_are_shown_then_counted_and_summed_once_an_interval() {
-        let mut w = PeerWarnings::new();
+        let mut w = PeerWarnings::new("t".to_owned());
         let start = Instant::now();
         for i in 0..SHOWN_IN_FULL {
-            w.warn_at("t", format_args!("w{i}"), start);
+            w.warn_at(format_args!("w{i}"), start);
             assert_eq!(w.held_back(), 0);
         }
         for _ in 0..1000 {
-            w.warn_at("t", format_args!("more"), start + Duration::from_secs(1));
+            w.warn_at(format_args!("more"), start + Duration::from_secs(1));
         }
         assert_eq!(w.held_back(), 1000);
         // The interval counts from the first one held back.
-        w.warn_at("t", format_args!("more"), start + Duration::from_secs(31));
+        w.warn_at(format_args!("more"), start + Duration::from_secs(31));
         assert_eq!(w.held_back(), 0, "summed");
-        w.warn_at("t", format_args!("more"), start + Duration::from_secs(32));
+        w.warn_at(format_args!("more"), start + Duration::from_secs(32));
         assert_eq!(w.held_back(), 1);
-        w.finish("t");
+        w.finish();
         assert_eq!(w.held_back(), 0);
     }
 }

@@ -127,36 +127,26 @@ pub(crate) struct Session {
     teardown: bool,
     /// The session itself asked to stop (see [`Session::stop_now`]).
     stop_requested: bool,
-    /// The level of the "connected; registering" line: DEBUG during an
-    /// outage, whose summary the supervisor writes.
-    attempt_level: log::Level,
 }
 
-/// Which connection attempt a session is: its number, its host, and the
-/// level of its "connected" line.
-pub(crate) struct Attempt {
-    pub(crate) id: u64,
-    pub(crate) host: String,
-    /// DEBUG during an outage, whose summary the supervisor writes.
-    pub(crate) log_level: log::Level,
+/// How a session's log lines begin: `[module=… session=… host=…]`.
+pub(crate) fn session_tag(module: &str, id: u64, host: &str) -> String {
+    format!("[module={module} session={id} host={host}]")
 }
 
 impl Session {
     /// Starts the session actor on an upgraded connection.
     pub(crate) fn start_with(
         framed: Framed,
-        attempt: Attempt,
+        id: u64,
+        host: String,
         settings: Arc<Settings>,
         reports: Reports,
         delivery: Addr<Delivery>,
         shared: Arc<Shared>,
     ) -> Addr<Session> {
-        let Attempt {
-            id,
-            host,
-            log_level: attempt_level,
-        } = attempt;
         let (sink, stream) = framed.split();
+        let peer_warnings = PeerWarnings::new(session_tag(&settings.module, id, &host));
         Session::create(move |ctx| {
             // The sink is polled before the stream, so that a reset while a
             // large write is under way shows as the write error it is.
@@ -177,7 +167,7 @@ impl Session {
                 pending: HashMap::new(),
                 delivery,
                 fragments: Reassembler::new(settings.read_limit),
-                peer_warnings: PeerWarnings::new(),
+                peer_warnings,
                 heartbeat: Heartbeat::default(),
                 closing: None,
                 end_reason: None,
@@ -186,7 +176,6 @@ impl Session {
                 shared,
                 teardown: false,
                 stop_requested: false,
-                attempt_level,
                 settings,
                 reports,
             }
@@ -194,10 +183,7 @@ impl Session {
     }
 
     fn tag(&self) -> String {
-        format!(
-            "[module={} session={} host={}]",
-            self.settings.module, self.id, self.host
-        )
+        session_tag(&self.settings.module, self.id, &self.host)
     }
 
     // ---- ending -------------------------------------------------------------
@@ -320,14 +306,10 @@ impl Session {
 
     fn on_ack(&mut self, name: &str, ack_id: u64, text: &[u8], ctx: &mut Context<Self>) {
         let Some(pending) = self.pending.remove(&ack_id) else {
-            let tag = self.tag();
-            self.peer_warnings.warn(
-                &tag,
-                format_args!(
-                    "ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
-                    Bounded(name, MAX_EVENT_NAME_SHOWN)
-                ),
-            );
+            self.peer_warnings.warn(format_args!(
+                "ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
+                Bounded(name, MAX_EVENT_NAME_SHOWN)
+            ));
             return;
         };
         ctx.cancel_future(pending.timer);
@@ -432,8 +414,7 @@ impl Session {
         let (event, incoming) = match classify(message, required) {
             Ok(classified) => classified,
             Err(e) => {
-                let tag = self.tag();
-                self.peer_warnings.warn(&tag, format_args!("{e}; ignored"));
+                self.peer_warnings.warn(format_args!("{e}; ignored"));
                 return;
             }
         };
@@ -476,11 +457,10 @@ impl Session {
             }
             Incoming::Unknown => {
                 let shown = Bounded(&event.name, MAX_EVENT_NAME_SHOWN);
-                let tag = self.tag();
-                self.peer_warnings.warn(
-                    &tag,
-                    format_args!("unknown event {shown} ({} bytes) ignored", event.data.len()),
-                );
+                self.peer_warnings.warn(format_args!(
+                    "unknown event {shown} ({} bytes) ignored",
+                    event.data.len()
+                ));
                 // An ack repeats the event's name: one longer than any ETP
                 // event's is not answered, so an ack stays small.
                 if event.wants_ack() && event.name.len() <= MAX_EVENT_NAME_SHOWN {
@@ -624,7 +604,6 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::session_started(&self.settings.module);
-        log::log!(self.attempt_level, "{} connected; registering", self.tag());
         self.heartbeat(ctx);
         let schema = self.settings.schema_payload.clone();
         let requirements = self.settings.requirements_payload.clone();
@@ -655,8 +634,7 @@ impl Actor for Session {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = self.tag();
-        self.peer_warnings.finish(&tag);
+        self.peer_warnings.finish();
         self.delivery.do_send(Withdraw { session: self.id });
         let reason = match (self.closed_by_us, self.end_reason.take()) {
             (true, _) => "closed by the client".to_owned(),
@@ -763,11 +741,8 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
         match frame {
             Frame::Text(data) | Frame::Binary(data) => {
                 if self.fragments.interrupted_by_whole_message() {
-                    let tag = self.tag();
-                    self.peer_warnings.warn(
-                        &tag,
-                        format_args!("fragmented message interrupted; dropped"),
-                    );
+                    self.peer_warnings
+                        .warn(format_args!("fragmented message interrupted; dropped"));
                 }
                 self.on_message(data, ctx);
             }
@@ -775,11 +750,9 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 Ok(Some(message)) => self.on_message(message, ctx),
                 Ok(None) => {}
                 Err(FragmentError::NoFirstFrame) => {
-                    let tag = self.tag();
-                    self.peer_warnings.warn(
-                        &tag,
-                        format_args!("continuation frame without a first frame; dropped"),
-                    );
+                    self.peer_warnings.warn(format_args!(
+                        "continuation frame without a first frame; dropped"
+                    ));
                 }
                 Err(FragmentError::OverLimit(limit)) => self.fail(
                     format!("fragmented message over the read limit of {limit} bytes"),

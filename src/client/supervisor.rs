@@ -17,7 +17,7 @@ use super::connect::connect;
 use super::delivery::{DeliverCached, Delivery, Drain};
 use super::outage::OutageLog;
 use super::pacing::{Outcome, Pacing};
-use super::session::{Attempt, CloseSession, Reports, Session, SessionActive, SessionEnded};
+use super::session::{session_tag, CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
 /// Stop for good (the handle's `close()`).
@@ -116,8 +116,8 @@ impl Supervisor {
         };
         log::log!(
             level,
-            "[module={} session={id} host={host}] connecting",
-            self.settings.module
+            "{} connecting",
+            session_tag(&self.settings.module, id, &host)
         );
         let settings = self.settings.clone();
         let connect = async move {
@@ -139,14 +139,15 @@ impl Supervisor {
                     match result {
                         Ok(framed) => {
                             act.shared.set_state(SessionState::Handshaking, Some(&host));
-                            let attempt = Attempt {
-                                id,
-                                host,
-                                log_level: level,
-                            };
+                            log::log!(
+                                level,
+                                "{} connected; registering",
+                                session_tag(&act.settings.module, id, &host)
+                            );
                             let addr = Session::start_with(
                                 framed,
-                                attempt,
+                                id,
+                                host,
                                 act.settings.clone(),
                                 Reports {
                                     active: ctx.address().recipient(),
@@ -188,7 +189,7 @@ impl Supervisor {
             crate::metrics::session_ended(&self.settings.module, &reason);
         }
         let host = current.host;
-        let tag = format!("[module={} session={id} host={host}]", self.settings.module);
+        let tag = session_tag(&self.settings.module, id, &host);
         if self.closing {
             self.shared.set_state(SessionState::Closed, None);
             log::info!("{tag} closed");
@@ -341,10 +342,7 @@ impl Handler<SessionActive> for Supervisor {
         }
         self.shared
             .set_state(SessionState::Active, Some(&current.host));
-        let tag = format!(
-            "[module={} session={} host={}]",
-            self.settings.module, current.id, current.host
-        );
+        let tag = session_tag(&self.settings.module, current.id, &current.host);
         self.outage.active(&tag);
         crate::metrics::session_established(&self.settings.module, current.started.elapsed());
         // Why the previous session ended is history now, not a fault.
