@@ -73,6 +73,15 @@ pub enum OfflineError {
     Timeout(Duration),
     /// The receiver actor is stopped.
     ReceiverStopped,
+    /// A setting is out of range, as the cluster client's builder refuses
+    /// it ([`BuildError::InvalidSetting`](crate::BuildError::InvalidSetting)):
+    /// nothing was read or delivered.
+    InvalidSetting {
+        /// Which setting: `"watch interval"` or `"config timeout"`.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for OfflineError {
@@ -91,6 +100,9 @@ impl fmt::Display for OfflineError {
             Self::Rejected(e) => write!(f, "remote config receiver rejected the config: {e}"),
             Self::Timeout(t) => write!(f, "remote config receiver did not answer within {t:?}"),
             Self::ReceiverStopped => f.write_str("remote config receiver is stopped"),
+            Self::InvalidSetting { setting, reason } => {
+                write!(f, "offline client: the {setting} is refused: {reason}")
+            }
         }
     }
 }
@@ -116,7 +128,9 @@ impl OfflineClient {
         }
     }
 
-    /// How long the receiver has (default 5 s).
+    /// How long the receiver has (default 5 s). Zero is refused by
+    /// [`run`](Self::run) and [`watch`](Self::watch) (every delivery would
+    /// time out), as the cluster client's builder refuses it.
     #[must_use]
     pub fn config_timeout(mut self, timeout: Duration) -> Self {
         self.config_timeout = timeout;
@@ -143,8 +157,19 @@ impl OfflineClient {
     /// Call it again to apply the file again, e.g. on SIGHUP; when that
     /// fails, the receiver keeps the last good config.
     pub async fn run(&self) -> Result<(), OfflineError> {
+        self.check_timeout()?;
         let file = self.read().await?;
         self.deliver(file).await
+    }
+
+    fn check_timeout(&self) -> Result<(), OfflineError> {
+        if self.config_timeout.is_zero() {
+            return Err(OfflineError::InvalidSetting {
+                setting: "config timeout",
+                reason: "it is zero: every delivery would time out",
+            });
+        }
+        Ok(())
     }
 
     async fn deliver(&self, file: JsonFile) -> Result<(), OfflineError> {
@@ -190,7 +215,17 @@ impl OfflineClient {
     /// invalid JSON, rejected) is logged with the path and the error, never
     /// the content, and the receiver keeps the last good config. The file
     /// is read off the actix thread. Call it inside a running actix System.
+    ///
+    /// A zero `interval` is refused ([`OfflineError::InvalidSetting`], before
+    /// anything is read): it would re-read the file in a busy loop.
     pub async fn watch(self, interval: Duration) -> Result<OfflineWatch, OfflineError> {
+        if interval.is_zero() {
+            return Err(OfflineError::InvalidSetting {
+                setting: "watch interval",
+                reason: "it is zero: the file would be re-read in a busy loop",
+            });
+        }
+        self.check_timeout()?;
         let file = self.read().await?;
         let first = fingerprint(&file.data);
         self.deliver(file).await?;

@@ -206,3 +206,48 @@ async fn a_watch_of_a_missing_file_is_the_callers_error() {
         .unwrap_err();
     assert!(matches!(err, OfflineError::Read { .. }), "{err}");
 }
+
+/// A zero interval would re-read the file on every tick, a busy loop: it
+/// is refused before anything is read or delivered, as the cluster
+/// client's builder refuses zero waits. So is a zero config timeout.
+#[actix::test]
+async fn zero_waits_are_refused_before_anything_is_delivered() {
+    let path = temp_file("zero.json", r#"{"v":1}"#);
+    let (recorder, seen) = Recorder::start_new();
+    let err = OfflineClient::new(&path, recorder.clone().recipient())
+        .watch(Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OfflineError::InvalidSetting {
+                setting: "watch interval",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("watch interval"), "{err}");
+
+    let zero_timeout = || {
+        OfflineClient::new(&path, recorder.clone().recipient()).config_timeout(Duration::ZERO)
+    };
+    let err = zero_timeout().run().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OfflineError::InvalidSetting {
+                setting: "config timeout",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = zero_timeout()
+        .watch(Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OfflineError::InvalidSetting { .. }), "{err}");
+    assert!(seen.configs().is_empty(), "nothing was delivered");
+}
