@@ -40,7 +40,8 @@ pub struct LocalConfig {
     /// later, to the local address toward the first config-service node.
     pub grpc_outer_address: AddressConfiguration,
     /// `grpcInnerAddress {ip, port}`: where the module's own server listens
-    /// (Go's `BindingAddress`); its port must be the outer port.
+    /// (Go's `BindingAddress`); its port may differ from the outer one, the
+    /// port announced (NAT, NodePort), as isp-kit accepts since v1.62.
     pub grpc_inner_address: AddressConfiguration,
     /// `defaultRemoteConfigPath`, if set.
     pub default_remote_config_path: Option<String>,
@@ -240,13 +241,9 @@ impl LocalConfig {
         let inner_port = flat
             .port("grpcInnerAddress.port")?
             .ok_or_else(|| flat.missing("grpcInnerAddress.port"))?;
-        if inner_port != outer_port {
-            let problem = format!(
-                "({inner_port}) differs from grpcOuterAddress.port ({outer_port}): \
-                 refused as a likely mistake, as isp-kit does"
-            );
-            return Err(flat.wrong("grpcInnerAddress.port", problem));
-        }
+        // The inner port may differ from the outer one (NAT, a NodePort
+        // service): isp-kit refused that up to v1.61 and accepts it since
+        // v1.62, when the clustered and standalone bootstraps were split.
 
         let remote_config_override = remote_config_override(flat)?;
         let remote_config_receiver_timeout = flat.duration("remoteConfigReceiverTimeout")?;
