@@ -386,7 +386,10 @@ fn unequal_lists_are_refused() {
 /// inner one bound, and the infra port follows the inner one.
 #[test]
 fn inner_and_outer_ports_that_differ_are_accepted() {
-    let config = MINIMAL.replace("  ip: 0.0.0.0\n  port: 9002", "  ip: 0.0.0.0\n  port: 31002");
+    let config = MINIMAL.replace(
+        "  ip: 0.0.0.0\n  port: 9002",
+        "  ip: 0.0.0.0\n  port: 31002",
+    );
     let d = Deployment::dev("ports", &config);
     let boot = load_ok(&d.dev_env());
     assert_eq!(

@@ -671,3 +671,140 @@ async fn a_standalone_scope_has_no_client_check_and_no_status_route() {
     );
     failing.stop().await;
 }
+
+/// A gate that calls wait at until it opens (at most 30 s: a failing test
+/// leaves no thread behind for long).
+#[derive(Clone, Default)]
+struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let open = open.lock().unwrap();
+        let _ = opened
+            .wait_timeout_while(open, Duration::from_secs(30), |open| !*open)
+            .unwrap();
+    }
+
+    fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+}
+
+/// A check that hangs keeps its blocking thread until it returns; probes
+/// meanwhile (past the 1 s cache) do not start it again on the blocking
+/// pool, which is the application's too, but fail it at once saying it is
+/// late, with its last result. Once it returns, the next probe runs it
+/// anew.
+#[actix::test]
+async fn a_hung_check_runs_once_at_a_time_and_later_probes_say_it_is_late() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    init_logs();
+    let started = Arc::new(AtomicUsize::new(0));
+    let returned = Arc::new(AtomicUsize::new(0));
+    let gate = Gate::default();
+    let check = {
+        let (started, returned, gate) = (started.clone(), returned.clone(), gate.clone());
+        move || {
+            started.fetch_add(1, Ordering::SeqCst);
+            gate.wait();
+            returned.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    };
+    let infra = Infra::standalone()
+        .health_timeout(Duration::from_millis(100))
+        .check("database", check)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let output = |body: &str| {
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        json["details"]["database"][0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    let (status, _, body) = get(&infra, infra::HEALTH_PATH).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(output(&body), "no answer within 100ms");
+    for _ in 0..3 {
+        // Past the cache: each probe runs the checks again.
+        actix::clock::sleep(infra::HEALTH_CACHE_TIME + Duration::from_millis(100)).await;
+        let (status, _, body) = get(&infra, infra::HEALTH_PATH).await;
+        assert_eq!(status, 500, "{body}");
+        let output = output(&body);
+        assert!(
+            output.starts_with("late: the last call has run for "),
+            "{output}"
+        );
+        assert!(output.ends_with("no earlier result"), "{output}");
+        assert_eq!(started.load(Ordering::SeqCst), 1, "started again: {output}");
+    }
+
+    gate.open();
+    assert!(
+        wait_until(Duration::from_secs(5), || returned.load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    actix::clock::sleep(infra::HEALTH_CACHE_TIME + Duration::from_millis(100)).await;
+    let (status, _, body) = get(&infra, infra::HEALTH_PATH).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    infra.stop().await;
+}
+
+/// A late check's output carries its last result and that result's time.
+#[actix::test]
+async fn a_late_check_says_its_last_result() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    init_logs();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Gate::default();
+    let check = {
+        let (calls, gate) = (calls.clone(), gate.clone());
+        move || {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err("refused <5432>".to_owned());
+            }
+            gate.wait();
+            Ok(())
+        }
+    };
+    let infra = Infra::standalone()
+        .health_timeout(Duration::from_millis(100))
+        .check("database", check)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (status, _, body) = get(&infra, infra::HEALTH_PATH).await;
+    assert_eq!(status, 500);
+    assert!(
+        body.contains(r#""output":"refused \u003c5432\u003e""#),
+        "{body}"
+    );
+    for expected in ["no answer within 100ms", "late: "] {
+        actix::clock::sleep(infra::HEALTH_CACHE_TIME + Duration::from_millis(100)).await;
+        let (status, _, body) = get(&infra, infra::HEALTH_PATH).await;
+        assert_eq!(status, 500);
+        assert!(body.contains(expected), "{body}");
+    }
+    let (_, _, body) = {
+        actix::clock::sleep(infra::HEALTH_CACHE_TIME + Duration::from_millis(100)).await;
+        get(&infra, infra::HEALTH_PATH).await
+    };
+    assert!(
+        body.contains("; last result: fail at 20")
+            && body.contains(r#"Z: refused \u003c5432\u003e""#),
+        "{body}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    gate.open();
+    infra.stop().await;
+}

@@ -230,9 +230,8 @@ async fn zero_waits_are_refused_before_anything_is_delivered() {
     );
     assert!(err.to_string().contains("watch interval"), "{err}");
 
-    let zero_timeout = || {
-        OfflineClient::new(&path, recorder.clone().recipient()).config_timeout(Duration::ZERO)
-    };
+    let zero_timeout =
+        || OfflineClient::new(&path, recorder.clone().recipient()).config_timeout(Duration::ZERO);
     let err = zero_timeout().run().await.unwrap_err();
     assert!(
         matches!(

@@ -24,14 +24,23 @@
 //! sum of the checks is too slow), each check runs on the blocking pool
 //! under its own timeout, all at once, and one that does not answer fails
 //! with its name: the answer always comes, and says which check hung.
+//!
+//! A check runs once at a time. One that outlives its timeout keeps its
+//! blocking thread until it returns (a thread cannot be stopped), so it is
+//! not started again meanwhile: the blocking pool is the application's too
+//! (`web::block`), and a hung database ping started anew at every probe
+//! would take it thread by thread. Until it returns, each answer fails it
+//! at once with an `output` that says it is late: for how long it has run,
+//! and its last result with that result's time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::StatusCode;
-use actix_web::rt::task::spawn_blocking;
+use actix_web::rt::task::{spawn_blocking, JoinHandle};
 use actix_web::rt::time::timeout;
 use tokio::sync::Mutex;
 
@@ -47,12 +56,12 @@ pub(crate) type Check = Arc<dyn Fn() -> Result<(), String> + Send + Sync + 'stat
 /// The checks, their timeout and the cached answer: Go's
 /// `healthcheck.Registry`.
 pub(crate) struct Registry {
-    checks: BTreeMap<String, Check>,
+    slots: Vec<Arc<Slot>>,
     timeout: Duration,
     cache: Mutex<Option<(Instant, Answer)>>,
 }
 
-/// One health answer: the status code and the body.
+/// One answer: the status code and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
@@ -66,10 +75,78 @@ struct Detail<'a> {
     time: SystemTime,
 }
 
+/// A check and what it is doing: at most one call under way.
+struct Slot {
+    name: String,
+    check: Check,
+    state: std::sync::Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// When the call under way started; `None` when none is.
+    running_since: Option<Instant>,
+    /// The result of the last call that returned, and when it returned.
+    last: Option<(SystemTime, Result<(), String>)>,
+}
+
+/// What a probe does with a check.
+enum Start {
+    /// A new call, on the blocking pool.
+    Fresh(JoinHandle<Result<(), String>>),
+    /// The last call has not returned: not started again.
+    Late {
+        running_for: Duration,
+        last: Option<(SystemTime, Result<(), String>)>,
+    },
+}
+
+impl Slot {
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        // The state is plain data written whole: a panic elsewhere while
+        // it was held leaves it usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a call unless one is under way. The call itself records its
+    /// result and frees the slot when it returns, whether anyone still
+    /// waits for it or not; a panicking check counts as failed.
+    fn start(self: &Arc<Self>) -> Start {
+        let mut state = self.state();
+        if let Some(since) = state.running_since {
+            return Start::Late {
+                running_for: since.elapsed(),
+                last: state.last.clone(),
+            };
+        }
+        state.running_since = Some(Instant::now());
+        drop(state);
+        let slot = Arc::clone(self);
+        Start::Fresh(spawn_blocking(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| (slot.check)()))
+                .unwrap_or_else(|_| Err("the check panicked".to_owned()));
+            let mut state = slot.state();
+            state.running_since = None;
+            state.last = Some((SystemTime::now(), result.clone()));
+            result
+        }))
+    }
+}
+
 impl Registry {
     pub(crate) fn new(checks: BTreeMap<String, Check>, timeout: Duration) -> Self {
+        let slots = checks
+            .into_iter()
+            .map(|(name, check)| {
+                Arc::new(Slot {
+                    name,
+                    check,
+                    state: std::sync::Mutex::default(),
+                })
+            })
+            .collect();
         Self {
-            checks,
+            slots,
             timeout,
             cache: Mutex::new(None),
         }
@@ -91,26 +168,49 @@ impl Registry {
     }
 
     async fn run(&self) -> Answer {
-        let runs = self.checks.iter().map(|(name, check)| {
-            let check = Arc::clone(check);
-            let limit = self.timeout;
-            async move {
-                let error = match timeout(limit, spawn_blocking(move || check())).await {
-                    Ok(Ok(Ok(()))) => None,
-                    Ok(Ok(Err(e))) => Some(e),
+        let limit = self.timeout;
+        let runs = self.slots.iter().map(|slot| async move {
+            let error = match slot.start() {
+                Start::Fresh(call) => match timeout(limit, call).await {
+                    Ok(Ok(result)) => result.err(),
                     Ok(Err(_)) => Some("the check panicked".to_owned()),
                     Err(_) => Some(format!("no answer within {limit:?}")),
-                };
-                Detail {
-                    name,
-                    error,
-                    time: SystemTime::now(),
-                }
+                },
+                Start::Late { running_for, last } => Some(late(running_for, limit, last)),
+            };
+            Detail {
+                name: &slot.name,
+                error,
+                time: SystemTime::now(),
             }
         });
         let details = futures_util::future::join_all(runs).await;
         render(&details)
     }
+}
+
+/// The `output` of a check whose last call has not returned.
+fn late(
+    running_for: Duration,
+    limit: Duration,
+    last: Option<(SystemTime, Result<(), String>)>,
+) -> String {
+    // Whole milliseconds: the figure is for a person.
+    let running_for = Duration::from_millis(running_for.as_millis() as u64);
+    let mut out = format!(
+        "late: the last call has run for {running_for:?} (timeout {limit:?}) and is not \
+         started again until it returns; "
+    );
+    match last {
+        None => out.push_str("no earlier result"),
+        Some((at, Ok(()))) => {
+            let _ = write!(out, "last result: pass at {}", go_time(at));
+        }
+        Some((at, Err(e))) => {
+            let _ = write!(out, "last result: fail at {}: {e}", go_time(at));
+        }
+    }
+    out
 }
 
 /// The answer for these results, as isp-kit writes it.
