@@ -84,6 +84,124 @@ pub const SERVER_SESSIONS_TOTAL: &str = "isp_cluster_server_sessions_total";
 #[cfg(any(feature = "devserver", test))]
 pub const SERVER_PUSHES: &str = "isp_cluster_server_pushes_total";
 
+/// A Prometheus type.
+#[cfg(any(feature = "infra", test))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric the crate records: what `# HELP` and
+/// `/internal/metrics/descriptions` say of it.
+#[cfg(any(feature = "infra", test))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Metric {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) labels: &'static [&'static str],
+    pub(crate) help: &'static str,
+}
+
+#[cfg(any(feature = "infra", test))]
+const fn metric(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+/// Every metric of the client, the balanced client and the offline client:
+/// the one list that the help texts and the descriptions come from (the
+/// README's table says the same in more words).
+#[cfg(any(feature = "infra", test))]
+pub(crate) const CLIENT_METRICS: [Metric; 15] = [
+    metric(SESSION_STATE, Kind::Gauge, &["module", "state"],
+        "1 for the cluster client's current session state, 0 for the others."),
+    metric(CONNECT_ATTEMPTS, Kind::Counter, &["module", "outcome"],
+        "Connection attempts to config-service nodes (TCP, TLS, WebSocket upgrade), by outcome."),
+    metric(SESSIONS_STARTED, Kind::Counter, &["module"],
+        "Sessions whose connection was upgraded: the handshake began."),
+    metric(SESSIONS_ESTABLISHED, Kind::Counter, &["module"],
+        "Sessions whose MODULE:READY was acknowledged."),
+    metric(SESSIONS_ENDED, Kind::Counter, &["module", "reason"],
+        "Sessions that ended, by the class of their reason."),
+    metric(SESSION_READY_SECONDS, Kind::Histogram, &["module"],
+        "Seconds from the start of a connection attempt to its MODULE:READY acknowledgement."),
+    metric(CONFIGS_DELIVERED, Kind::Counter, &["module", "source", "outcome"],
+        "Remote configs handed to the config receiver, by source (server, cache) and outcome."),
+    metric(CONFIGS_REJECTED, Kind::Counter, &["module", "by"],
+        "Remote configs not applied: not valid JSON (by client) or refused by the receiver."),
+    metric(DELIVERY_SECONDS, Kind::Histogram, &["module", "receiver"],
+        "Seconds from a frame's arrival to the receiver's answer, the wait behind a busy receiver included."),
+    metric(RECEIVER_FAILURES, Kind::Counter, &["module", "receiver", "kind"],
+        "Deliveries a receiver failed: an error, no answer in time, or a stopped receiver."),
+    metric(CACHE_WRITES_FAILED, Kind::Counter, &["module"],
+        "Failed writes of the config cache file."),
+    metric(ACK_TIMEOUTS, Kind::Counter, &["module", "event"],
+        "MODULE:* emits the config-service did not acknowledge in time."),
+    metric(REQUIRED_MODULE_HOSTS, Kind::Gauge, &["module", "required"],
+        "Live addresses of a required module, as last delivered."),
+    metric(LB_REQUESTS, Kind::Counter, &["module", "outcome"],
+        "Requests of the balanced client to a required module, by outcome."),
+    metric(LB_HOSTS_SKIPPED, Kind::Counter, &["module"],
+        "Hosts of a required module the balanced client passed over for the next one."),
+];
+
+/// Every metric of the embedded config-service.
+#[cfg(any(feature = "devserver", test))]
+pub(crate) const SERVER_METRICS: [Metric; 3] = [
+    metric(
+        SERVER_SESSIONS,
+        Kind::Gauge,
+        &[],
+        "Module sessions open on the embedded config-service.",
+    ),
+    metric(
+        SERVER_SESSIONS_TOTAL,
+        Kind::Counter,
+        &[],
+        "Module sessions the embedded config-service accepted.",
+    ),
+    metric(
+        SERVER_PUSHES,
+        Kind::Counter,
+        &["event"],
+        "Change events the embedded config-service pushed to sessions, by kind.",
+    ),
+];
+
+/// Every metric this build of the crate records.
+#[cfg(any(feature = "infra", test))]
+pub(crate) fn all() -> impl Iterator<Item = &'static Metric> {
+    let all = CLIENT_METRICS.iter();
+    #[cfg(any(feature = "devserver", test))]
+    let all = all.chain(SERVER_METRICS.iter());
+    all
+}
+
+/// Gives the installed recorder each metric's help text (the `# HELP`
+/// lines of Prometheus' text). Idempotent.
+#[cfg(feature = "infra")]
+pub(crate) fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    for m in all() {
+        match m.kind {
+            Kind::Counter => describe_counter!(m.name, m.help),
+            Kind::Gauge => describe_gauge!(m.name, m.help),
+            Kind::Histogram => describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
 /// Every histogram, for exporters that need buckets per name.
 #[cfg(any(feature = "infra", test))]
 pub const HISTOGRAMS: [&str; 2] = [SESSION_READY_SECONDS, DELIVERY_SECONDS];
@@ -310,6 +428,29 @@ pub(crate) fn server_pushed(event: &'static str, count: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_has_every_metric_once_with_a_one_line_help() {
+        let names: Vec<&str> = all().map(|m| m.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for name in HISTOGRAMS {
+            let m = all().find(|m| m.name == name).unwrap();
+            assert_eq!(m.kind, Kind::Histogram, "{name}");
+        }
+        for m in all() {
+            assert!(!m.help.is_empty() && !m.help.contains('\n'), "{}", m.name);
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+        }
+        assert_eq!(names.len(), 18);
+    }
 
     #[test]
     fn names_follow_prometheus_conventions() {

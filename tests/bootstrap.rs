@@ -298,8 +298,22 @@ async fn offline_mode_delivers_the_file_with_the_override_laid_over_it() {
     let health: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["details"]["database"][0]["status"], "fail", "{body}");
     assert!(!body.contains("configServiceConnection"), "{body}");
-    let (status, _) = http_get(&http, &format!("{base}/internal/metrics")).await;
+    let (status, metrics) = http_get(&http, &format!("{base}/internal/metrics")).await;
     assert_eq!(status, 200);
+    // Not empty in offline mode: the process's series, as a Go module's.
+    for family in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&format!("{family} "))),
+            "{family} missing:\n{metrics}"
+        );
+    }
     // No status route: there is no cluster client to report on.
     let (status, _) = http_get(&http, &format!("{base}/internal/status")).await;
     assert_eq!(status, 404);

@@ -808,3 +808,179 @@ async fn a_late_check_says_its_last_result() {
     gate.open();
     infra.stop().await;
 }
+
+/// `method path` with headers: status, headers, raw body.
+async fn request(
+    server: &InfraServer,
+    method: awc::http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, awc::http::header::HeaderMap, Vec<u8>) {
+    let url = format!("http://{}{path}", server.addr());
+    let mut req = awc::Client::new().request(method, url);
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    let mut response = req.send().await.unwrap();
+    let body = response.body().await.unwrap().to_vec();
+    (response.status().as_u16(), response.headers().clone(), body)
+}
+
+/// Load balancers probe with HEAD, and isp-kit's infra routes answer any
+/// method: so do these (HEAD without a body).
+#[actix::test]
+async fn the_infra_routes_answer_any_method() {
+    use awc::http::Method;
+    init_logs();
+    let infra = Infra::standalone()
+        .check("queue", || Ok(()))
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for path in [
+        infra::HEALTH_PATH,
+        infra::METRICS_PATH,
+        infra::METRICS_DESCRIPTIONS_PATH,
+    ] {
+        let (status, headers, body) = request(&infra, Method::HEAD, path, &[]).await;
+        assert_eq!(status, 200, "HEAD {path}");
+        assert!(body.is_empty(), "HEAD {path}");
+        assert!(headers.contains_key("content-type"), "HEAD {path}");
+        for method in [Method::POST, Method::PUT, Method::OPTIONS] {
+            let (status, _, _) = request(&infra, method.clone(), path, &[]).await;
+            assert_eq!(status, 200, "{method} {path}");
+        }
+    }
+    let (status, _, body) = request(&infra, Method::POST, infra::HEALTH_PATH, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(br#"{"status":"pass""#));
+    infra.stop().await;
+}
+
+/// `/internal/metrics/descriptions` in isp-kit's text: one line per metric,
+/// client_golang's `Desc` and the Go type, from the crate's one list.
+#[actix::test]
+async fn metrics_descriptions_say_what_each_metric_means() {
+    init_logs();
+    let infra = Infra::standalone()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (status, content_type, body) = get(&infra, infra::METRICS_DESCRIPTIONS_PATH).await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/plain");
+    let ended = concat!(
+        r#"Desc{fqName: "isp_cluster_sessions_ended_total", help: "Sessions that ended, by the class of their reason.", "#,
+        r#"constLabels: {}, variableLabels: {module,reason}}, type: *prometheus.CounterVec"#
+    );
+    assert!(body.lines().any(|l| l == ended), "{body}");
+    let cpu = concat!(
+        r#"Desc{fqName: "process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", "#,
+        r#"constLabels: {}, variableLabels: {}}, type: *prometheus.processCollector"#
+    );
+    assert!(body.lines().any(|l| l == cpu), "{body}");
+    for line in body.lines() {
+        assert!(
+            line.starts_with("Desc{fqName: \"isp_cluster_")
+                || line.starts_with("Desc{fqName: \"process_"),
+            "{line}"
+        );
+        assert!(line.contains(", type: *prometheus."), "{line}");
+    }
+    // Every metric of the scrape's `# HELP` lines is described.
+    infra::install_recorder().unwrap();
+    let text = scrape(&infra).await;
+    for help in text.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+        let name = help.split(' ').next().unwrap();
+        assert!(
+            body.contains(&format!("Desc{{fqName: \"{name}\"")),
+            "{name} is not described:\n{body}"
+        );
+    }
+    infra.stop().await;
+}
+
+/// The scrape has Go's process series, a `# HELP` line for the crate's
+/// metrics, and comes gzipped when the scraper asks (Prometheus does).
+#[actix::test]
+async fn metrics_have_process_series_help_lines_and_gzip_when_asked() {
+    use awc::http::Method;
+    use std::io::Read as _;
+    init_logs();
+    infra::install_recorder().unwrap();
+    let pool = isp_cluster::lb::RoundRobin::new("obs-help");
+    assert!(isp_cluster::lb::BalancedClient::new(pool)
+        .get("/")
+        .send()
+        .await
+        .is_err());
+    let infra = Infra::standalone()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let text = scrape(&infra).await;
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        let value = sample(&text, family, &[]).unwrap_or_else(|| panic!("{family}:\n{text}"));
+        assert!(value > 0.0, "{family} {value}");
+        assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+    }
+    let rss = sample(&text, "process_resident_memory_bytes", &[]).unwrap();
+    assert!(rss > 1_048_576.0, "{rss}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = sample(&text, "process_start_time_seconds", &[]).unwrap();
+    assert!(start <= now && start > now - 3600.0, "{start} vs {now}");
+    assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+    assert!(
+        text.contains(
+            "# HELP isp_cluster_lb_requests_total Requests of the balanced client to a required module, by outcome.\n"
+        ),
+        "{text}"
+    );
+
+    let (status, headers, body) = request(
+        &infra,
+        Method::GET,
+        infra::METRICS_PATH,
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("content-encoding").unwrap(), "gzip");
+    assert_eq!(headers.get("vary").unwrap(), "accept-encoding");
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert!(
+        body.len() < unzipped.len(),
+        "{} {}",
+        body.len(),
+        unzipped.len()
+    );
+    assert!(
+        unzipped.contains("# TYPE isp_cluster_lb_requests_total counter"),
+        "{unzipped}"
+    );
+    assert!(unzipped.contains("\nprocess_resident_memory_bytes "));
+    // Not asked, or gzip refused: plain text.
+    for accept in [None, Some("identity"), Some("gzip;q=0, identity")] {
+        let headers_sent: Vec<(&str, &str)> =
+            accept.map(|a| ("accept-encoding", a)).into_iter().collect();
+        let (status, headers, body) =
+            request(&infra, Method::GET, infra::METRICS_PATH, &headers_sent).await;
+        assert_eq!(status, 200);
+        assert!(headers.get("content-encoding").is_none(), "{accept:?}");
+        assert!(body.starts_with(b"# "), "{accept:?}");
+    }
+    infra.stop().await;
+}

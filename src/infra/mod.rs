@@ -3,9 +3,13 @@
 //!
 //! | route | what | Go counterpart |
 //! |---|---|---|
-//! | `GET /internal/metrics` | every metric of the process in Prometheus' text format | `metrics.Registry.MetricsHandler` |
-//! | `GET /internal/health` | the named checks in isp-kit's `application/health+json`, 200 or 500 | `healthcheck.Registry.Handler` |
+//! | `/internal/metrics` | every metric of the process in Prometheus' text format, with `# HELP` lines and the `process_*` series; gzip when asked | `metrics.Registry.MetricsHandler` |
+//! | `/internal/metrics/descriptions` | what each metric of the crate means, in isp-kit's text | `metrics.Registry.MetricsDescriptionHandler` |
+//! | `/internal/health` | the named checks in isp-kit's `application/health+json`, 200 or 500 | `healthcheck.Registry.Handler` |
 //! | `GET /internal/status` | the client's [`Status`](crate::Status) as JSON | (none: Go has a bool only) |
+//!
+//! The first three answer any method, as Go's `http.ServeMux` routes do:
+//! load balancers probe with `HEAD` (answered without a body).
 //!
 //! The cluster client is registered as the check `configServiceConnection`
 //! (as `bootstrap` registers Go's client); add the application's own with
@@ -27,8 +31,11 @@
 //! # Ok(()) }
 //! ```
 
+mod descriptions;
 mod health;
+mod process;
 mod prometheus;
+mod scrape;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +46,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use health::{CACHE_TIME as HEALTH_CACHE_TIME, CONTENT_TYPE as HEALTH_CONTENT_TYPE};
@@ -52,6 +59,8 @@ use health::{Check, Registry};
 
 /// The path of the metrics route.
 pub const METRICS_PATH: &str = "/internal/metrics";
+/// The path of the route that says what each metric means (isp-kit's).
+pub const METRICS_DESCRIPTIONS_PATH: &str = "/internal/metrics/descriptions";
 /// The path of the health route.
 pub const HEALTH_PATH: &str = "/internal/health";
 /// The path of the status route.
@@ -167,7 +176,7 @@ impl Infra {
             .clone()
     }
 
-    /// Mounts the three routes (two for [`Infra::standalone`]) on an
+    /// Mounts the four routes (three for [`Infra::standalone`]) on an
     /// existing `App`:
     /// `App::new().configure(|cfg| infra.configure(cfg))`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
@@ -175,21 +184,21 @@ impl Infra {
             Some(handle) => Ok(handle.clone()),
             None => install_recorder(),
         };
-        if let Err(e) = &metrics {
-            log::warn!(
+        match &metrics {
+            // The help texts go to whichever recorder is installed.
+            Ok(_) => crate::metrics::describe(),
+            Err(e) => log::warn!(
                 "{METRICS_PATH} serves nothing: {e}; pass its handle to Infra::metrics_handle"
-            );
+            ),
         }
         let registry = self.registry();
         cfg.route(
             METRICS_PATH,
-            web::get().to(move || {
+            web::route().to(move |request: HttpRequest| {
                 let metrics = metrics.clone();
                 async move {
                     match metrics {
-                        Ok(handle) => HttpResponse::Ok()
-                            .content_type(METRICS_CONTENT_TYPE)
-                            .body(handle.render()),
+                        Ok(handle) => scrape::respond(&request, handle.render()),
                         Err(e) => HttpResponse::ServiceUnavailable()
                             .content_type(ContentType::plaintext())
                             .body(e),
@@ -198,8 +207,16 @@ impl Infra {
             }),
         )
         .route(
+            METRICS_DESCRIPTIONS_PATH,
+            web::route().to(|| async {
+                HttpResponse::Ok()
+                    .content_type(descriptions::CONTENT_TYPE)
+                    .body(descriptions::render())
+            }),
+        )
+        .route(
             HEALTH_PATH,
-            web::get().to(move || {
+            web::route().to(move || {
                 let registry = Arc::clone(&registry);
                 async move {
                     let answer = registry.answer().await;
@@ -246,10 +263,14 @@ impl Infra {
         actix_web::rt::spawn(server);
         if with_status {
             log::info!(
-                "infra server listening on {addr} ({METRICS_PATH}, {HEALTH_PATH}, {STATUS_PATH})"
+                "infra server listening on {addr} ({METRICS_PATH}, {METRICS_DESCRIPTIONS_PATH}, \
+                 {HEALTH_PATH}, {STATUS_PATH})"
             );
         } else {
-            log::info!("infra server listening on {addr} ({METRICS_PATH}, {HEALTH_PATH})");
+            log::info!(
+                "infra server listening on {addr} ({METRICS_PATH}, {METRICS_DESCRIPTIONS_PATH}, \
+                 {HEALTH_PATH})"
+            );
         }
         Ok(InfraServer { addr, handle })
     }

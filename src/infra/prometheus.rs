@@ -47,6 +47,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
             let handle = builder()
                 .install_recorder()
                 .map_err(|e| format!("cannot install the prometheus recorder: {e}"))?;
+            crate::metrics::describe();
             let upkeep = handle.clone();
             let spawned = std::thread::Builder::new()
                 .name("isp-cluster-metrics-upkeep".to_owned())
