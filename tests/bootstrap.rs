@@ -139,7 +139,7 @@ fn a_minimal_dev_config_makes_a_ready_builder() {
     assert_eq!(schema["title"], "Remote config");
     assert_eq!(schema["properties"]["limit"]["type"], "integer");
     assert_eq!(boot.binding_address(), "0.0.0.0:9002");
-    assert_eq!(boot.infra_addr(), "0.0.0.0:9003".parse().unwrap());
+    assert_eq!(boot.infra_addr(), "[::]:9003".parse().unwrap());
     assert_eq!(boot.config_timeout(), Duration::from_secs(5));
     assert_eq!(boot.health_timeout(), None);
     assert_eq!(boot.offline_config_path(), None);
@@ -265,7 +265,7 @@ async fn offline_mode_delivers_the_file_with_the_override_laid_over_it() {
     // No configServiceAddress and no default remote config: offline needs
     // neither.
     let infra_port = free_port();
-    let config = format!("moduleName: orders\ngrpcOuterAddress: {{port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\nremoteConfigPath: conf/remote.json\nremoteConfigOverride: '{{\"db\":{{\"port\":5433}}}}'\n");
+    let config = format!("moduleName: orders\ngrpcOuterAddress: {{port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\ninfraServerIp: 127.0.0.1\nremoteConfigPath: conf/remote.json\nremoteConfigOverride: '{{\"db\":{{\"port\":5433}}}}'\n");
     let d = Deployment::new("offline");
     d.file("cwd/conf/config_dev.yml", &config).file(
         "cwd/conf/remote.json",
@@ -414,6 +414,29 @@ fn inner_and_outer_ports_that_differ_are_accepted() {
     assert_eq!(boot.infra_addr().port(), 31003);
 }
 
+/// isp-kit's infra server listens on `:port`, every interface, whatever
+/// `grpcInnerAddress.ip` is: Prometheus scrapes it at the outer address the
+/// autodiscovery announces, which a module bound to its inner address
+/// would not answer on. So does the bootstrap's (`[::]`: IPv4 and IPv6),
+/// unless `infraServerIp` names one address.
+#[test]
+fn the_infra_server_listens_on_every_interface_unless_infra_server_ip_is_set() {
+    let config = MINIMAL.replace("  ip: 0.0.0.0\n", "  ip: 10.0.0.7\n");
+    let d = Deployment::dev("infra-ip", &config);
+    let boot = load_ok(&d.dev_env());
+    assert_eq!(boot.binding_address(), "10.0.0.7:9002");
+    assert_eq!(boot.infra_addr(), "[::]:9003".parse().unwrap());
+    assert_eq!(boot.local_config().infra_server_ip, None);
+
+    let env = d.dev_env().var("INFRASERVERIP", "127.0.0.1");
+    let boot = load_ok(&env);
+    assert_eq!(boot.infra_addr(), "127.0.0.1:9003".parse().unwrap());
+    let env = d.dev_env().var("INFRASERVERIP", "localhost");
+    let err = error_naming(&env, &file_of(&d), "infraServerIp");
+    assert!(err.contains("\"localhost\" is not an IP address"), "{err}");
+    assert!(err.contains("INFRASERVERIP"), "{err}");
+}
+
 #[test]
 fn an_unparseable_duration_is_refused_naming_the_variable_that_set_it() {
     let config = format!("{MINIMAL}remoteConfigReceiverTimeout: 5\n");
@@ -506,7 +529,7 @@ async fn a_started_module_registers_and_serves_its_infra_routes() {
     let server = ConfigServer::builder().start().await.unwrap();
     let infra_port = free_port();
     let config = format!(
-        "moduleName: orders\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\ngrpcOuterAddress: {{ip: '', port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\nmetricsAutodiscovery: {{enable: true}}\nremoteConfigOverride: '{{\"limit\": 99}}'\n",
+        "moduleName: orders\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\ngrpcOuterAddress: {{ip: '', port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\ninfraServerIp: 127.0.0.1\nmetricsAutodiscovery: {{enable: true}}\nremoteConfigOverride: '{{\"limit\": 99}}'\n",
         server.addr().port()
     );
     let d = Deployment::dev("started", &config);
@@ -547,7 +570,7 @@ async fn an_infra_port_in_use_fails_the_start_and_closes_the_client() {
     let server = ConfigServer::builder().start().await.unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let config = format!(
-        "{}infraServerPort: {}\n",
+        "{}infraServerPort: {}\ninfraServerIp: 127.0.0.1\n",
         MINIMAL
             .replace("port: 9001", &format!("port: {}", server.addr().port()))
             .replace("0.0.0.0", "127.0.0.1"),
@@ -582,7 +605,7 @@ async fn the_application_checks_run_beside_the_client_under_the_health_timeout()
     let server = ConfigServer::builder().start().await.unwrap();
     let infra_port = free_port();
     let config = format!(
-        "moduleName: orders\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\ngrpcOuterAddress: {{ip: 127.0.0.1, port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\nhealthcheckHandlerTimeout: 100ms\n",
+        "moduleName: orders\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\ngrpcOuterAddress: {{ip: 127.0.0.1, port: 9002}}\ngrpcInnerAddress: {{ip: 127.0.0.1, port: 9002}}\ninfraServerPort: {infra_port}\ninfraServerIp: 127.0.0.1\nhealthcheckHandlerTimeout: 100ms\n",
         server.addr().port()
     );
     let d = Deployment::dev("checks", &config);

@@ -57,7 +57,8 @@ fn config_dev(server: &ConfigServer, infra_port: u16, module_name: Option<&str>)
         "{name}configServiceAddress:\n  ip: \"127.0.0.1;127.0.0.1\"\n  port: \"{};{}\"\n\
          grpcOuterAddress:\n  ip: \"\"\n  port: 9002\n\
          grpcInnerAddress:\n  ip: 127.0.0.1\n  port: 9002\n\
-         infraServerPort: {infra_port}\n",
+         infraServerPort: {infra_port}\n\
+         infraServerIp: 127.0.0.1\n",
         free_port(),
         server.addr().port()
     )

@@ -54,6 +54,10 @@ pub struct LocalConfig {
     pub remote_config_receiver_timeout: Option<Duration>,
     /// `infraServerPort`, or `grpcInnerAddress.port + 1` when unset or 0.
     pub infra_server_port: u16,
+    /// `infraServerIp`, if set: the one address the infra server binds.
+    /// Not an isp-kit key (Go's infra server listens on every interface,
+    /// as this one does without it).
+    pub infra_server_ip: Option<IpAddr>,
     /// `metricsAutodiscovery {enable, address, additionalLabels}`.
     pub metrics_autodiscovery: MetricsAutodiscoveryConfig,
     /// `healthcheckHandlerTimeout` (a Go duration), if set and not zero.
@@ -257,6 +261,13 @@ impl LocalConfig {
             })?,
         };
 
+        let infra_server_ip = match flat.text("infraServerIp").map(str::trim) {
+            None => None,
+            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+                flat.wrong("infraServerIp", format!("{ip:?} is not an IP address"))
+            })?),
+        };
+
         let metrics_autodiscovery = MetricsAutodiscoveryConfig {
             enable: flat.flag("metricsAutodiscovery.enable")?,
             address: flat
@@ -275,6 +286,7 @@ impl LocalConfig {
             remote_config_override,
             remote_config_receiver_timeout,
             infra_server_port,
+            infra_server_ip,
             metrics_autodiscovery,
             healthcheck_handler_timeout,
         })

@@ -91,7 +91,6 @@ pub struct Bootstrap {
     config_file: PathBuf,
     dev: bool,
     info: ModuleInfo,
-    inner_ip: IpAddr,
     mode: Mode,
     checks: HealthChecks,
 }
@@ -164,13 +163,6 @@ impl Bootstrap {
             })?;
         let local = LocalConfig::read(&Flat::new(leaves, env, &config_file), offline)?;
 
-        let inner_ip =
-            resolve_ip(&local.grpc_inner_address).map_err(|source| BootstrapError::Key {
-                file: config_file.clone(),
-                key: "grpcInnerAddress.ip",
-                variable: None,
-                problem: format!("cannot be resolved to a local address: {source}"),
-            })?;
         let mut outer = local.grpc_outer_address.clone();
         if outer.ip.is_empty() {
             if let Some(first) = local.config_service.first() {
@@ -210,7 +202,6 @@ impl Bootstrap {
             config_file,
             dev,
             info,
-            inner_ip,
             mode,
             checks: HealthChecks::default(),
         })
@@ -299,11 +290,19 @@ impl Bootstrap {
         self.local.grpc_inner_address.host_port()
     }
 
-    /// Where the infra server listens: `infraServerPort` on the address of
-    /// `grpcInnerAddress.ip`, where the module listens. Go listens on
-    /// `:port`, every interface: the same for the usual inner ip `0.0.0.0`.
+    /// Where the infra server listens: `infraServerPort` on every
+    /// interface, as isp-kit's infra server listens on `:port` while the
+    /// metrics autodiscovery announces the outer address (`[::]`, which
+    /// [`Infra::serve`](crate::infra::Infra::serve) binds for IPv4 and IPv6
+    /// at once, as Go does). `infraServerIp` (not an isp-kit key) binds one
+    /// address instead, e.g. `127.0.0.1` to keep the operator's routes
+    /// local.
     pub fn infra_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.inner_ip, self.local.infra_server_port)
+        let ip = self
+            .local
+            .infra_server_ip
+            .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        SocketAddr::new(ip, self.local.infra_server_port)
     }
 
     /// `healthcheckHandlerTimeout`, if set.
@@ -386,19 +385,6 @@ fn read_default_remote_config(path: &Path) -> Result<RawJson, BootstrapError> {
     };
     let text = crate::json::json_text(&data).map_err(|e| invalid(e.into_serde()))?;
     RawJson::from_string(text.to_owned()).map_err(invalid)
-}
-
-/// The IP address of `address`'s ip: itself, or the first address of the
-/// name (`localhost`).
-fn resolve_ip(address: &AddressConfiguration) -> io::Result<IpAddr> {
-    if let Ok(ip) = address.ip.parse() {
-        return Ok(ip);
-    }
-    (address.ip.as_str(), 0)
-        .to_socket_addrs()?
-        .next()
-        .map(|a| a.ip())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
 }
 
 /// The local address the system would send from toward `host`: a UDP

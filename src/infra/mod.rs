@@ -33,6 +33,7 @@
 
 mod descriptions;
 mod health;
+mod listener;
 mod process;
 mod prometheus;
 mod scrape;
@@ -243,7 +244,9 @@ impl Infra {
 
     /// Serves the routes of [`Infra::configure`] on `addr` (isp-kit's infra server on
     /// `infraServerPort`), one worker, in the current actix System. Port 0
-    /// picks a free port: [`InfraServer::addr`] says which.
+    /// picks a free port: [`InfraServer::addr`] says which. `[::]:port`
+    /// listens on every interface for IPv4 and IPv6 at once, as Go's
+    /// `:port` does (IPv4 only on a host without IPv6).
     pub async fn serve(self, addr: SocketAddr) -> io::Result<InfraServer> {
         let with_status = self.client.is_some();
         let infra = self;
@@ -254,7 +257,7 @@ impl Infra {
         .workers(1)
         .disable_signals()
         .shutdown_timeout(1)
-        .bind(addr)?;
+        .listen(listener::listen(addr)?)?;
         let addr = server.addrs().first().copied().ok_or_else(|| {
             io::Error::new(io::ErrorKind::AddrNotAvailable, "no address was bound")
         })?;
