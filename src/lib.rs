@@ -83,6 +83,7 @@ pub mod etp;
 mod events;
 mod json;
 pub mod lb;
+pub mod logging;
 // Private: a public `metrics` module would shadow the `metrics` crate in
 // an application that glob-imports this crate. The README lists the names.
 mod metrics;

@@ -56,6 +56,7 @@ mod duration;
 mod environment;
 mod error;
 mod local_config;
+mod logging;
 mod module;
 mod yaml;
 
@@ -93,6 +94,8 @@ pub struct Bootstrap {
     info: ModuleInfo,
     mode: Mode,
     checks: HealthChecks,
+    /// [`Bootstrap::remote_log_level`] was asked for.
+    remote_log_level: bool,
 }
 
 /// A health check of the application: `Err` fails it with that text.
@@ -204,6 +207,7 @@ impl Bootstrap {
             info,
             mode,
             checks: HealthChecks::default(),
+            remote_log_level: false,
         })
     }
 
@@ -320,11 +324,21 @@ impl Bootstrap {
 
     /// `receiver` behind the `remoteConfigOverride` layer when the local
     /// config has one ([`ConfigOverride`], started in the current actix
-    /// System), else `receiver` itself.
+    /// System), else `receiver` itself; with
+    /// [`remote_log_level`](Self::remote_log_level), behind the
+    /// [`RemoteLogLevel`](crate::logging::RemoteLogLevel) layer too (the
+    /// override first, so that it can set `logLevel`).
     pub fn remote_config_receiver(
         &self,
         receiver: Recipient<RemoteConfig>,
     ) -> Recipient<RemoteConfig> {
+        let receiver = if self.remote_log_level {
+            crate::logging::RemoteLogLevel::new(receiver)
+                .start()
+                .recipient()
+        } else {
+            receiver
+        };
         match self
             .local
             .remote_config_override

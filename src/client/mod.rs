@@ -47,6 +47,8 @@ pub use messages::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
 };
 pub use outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
+#[cfg(test)]
+pub(crate) use session::session_tag;
 pub(crate) use settings::Settings;
 pub use settings::*;
 pub(crate) use status::Shared;
