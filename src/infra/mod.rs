@@ -151,7 +151,10 @@ impl Infra {
     /// Adds the health check `name` (Go's `healthcheck.Registry.Register`):
     /// `Err` fails it with that text as its `output`. A second check of the
     /// same name replaces the first, as in Go. It runs on the blocking pool,
-    /// at most once a second (answers are cached), under the health timeout.
+    /// at most once a second (answers are cached), under the health timeout,
+    /// one call at a time: while a call that outlived the timeout has not
+    /// returned, probes fail the check at once, saying it is late, instead
+    /// of taking another blocking thread.
     pub fn check(
         mut self,
         name: impl Into<String>,
