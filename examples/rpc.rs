@@ -23,7 +23,8 @@ use isp_cluster::rpc::{CallError, Error, Json, Metadata, RequestId, Router, RpcC
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-const USAGE: &str = "usage: rpc serve --listen ADDR | rpc call --hosts H1,H2 --endpoint NAME --body JSON \
+const USAGE: &str =
+    "usage: rpc serve --listen ADDR | rpc call --hosts H1,H2 --endpoint NAME --body JSON \
 [--timeout-ms N] [--request-id ID] [--header K=V]... [--count N --concurrency C]";
 
 fn main() -> ExitCode {

@@ -620,7 +620,7 @@ impl tonic::server::UnaryService<Message> for Dispatch {
             let handler = CURRENT_REQUEST_ID.scope(request_id.clone(), handler);
             let outcome = match tokio::time::timeout(budget, handler).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(panic)) => Err(Error::internal(Panicked(panic_text(&panic)))),
+                Ok(Err(panic)) => Err(Error::internal(Panicked(panic_text(&*panic)))),
                 Err(_) => Err(
                     Error::status(Code::DeadlineExceeded, "context deadline exceeded")
                         .with_cause(TimedOut(budget)),
