@@ -532,3 +532,60 @@ async fn a_module_without_rpc_declares_as_before() {
     client.close().await;
     config.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_module_from_bootstrap_serves_on_the_inner_address_and_declares_the_outer() {
+    use isp_cluster::bootstrap::{Bootstrap, Environment};
+    let config = ConfigServer::builder().start().await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let infra_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = std::env::temp_dir().join(format!("isp-rpc-bootstrap-{}", std::process::id()));
+    let conf = root.join("cwd/conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("config_dev.yml"),
+        format!(
+            "moduleName: echo\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\n\
+             grpcOuterAddress: {{ip: 127.0.0.1, port: {port}}}\n\
+             grpcInnerAddress: {{ip: 127.0.0.1, port: {port}}}\ninfraServerPort: {infra_port}\n",
+            config.addr().port()
+        ),
+    )
+    .unwrap();
+    std::fs::write(conf.join("default_remote_config.json"), "{}").unwrap();
+    let env = Environment::new(root.join("cwd"), root.join("bin")).var("APP_MODE", "dev");
+    let boot = Bootstrap::load_with_schema("1.0.0", Default::default(), &env).unwrap();
+    let rpc = boot.rpc_server(router()).unwrap();
+    assert_eq!(rpc.local_addr().to_string(), format!("127.0.0.1:{port}"));
+    let (recorder, _) = common::Recorder::start_new();
+    let module = boot
+        .start_with(recorder.recipient(), |b| b.rpc(&rpc))
+        .await
+        .unwrap();
+    module.client().unwrap().ready(EVENTUALLY).await.unwrap();
+    let declared = config.instances("echo");
+    assert_eq!(
+        declared[0].address,
+        AddressConfiguration::new("127.0.0.1", port.to_string())
+    );
+    assert_eq!(declared[0].endpoints, rpc.router().endpoints());
+    let answer: Value = client_of(&rpc)
+        .call("rpc/echo")
+        .json(&7)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer, json!(7));
+    module.shutdown().await; // leaves, then the server stops
+    rpc.stopped().await;
+    config.stop().await;
+    let _ = std::fs::remove_dir_all(root);
+}
