@@ -589,3 +589,53 @@ async fn a_module_from_bootstrap_serves_on_the_inner_address_and_declares_the_ou
     config.stop().await;
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[actix_rt::test]
+async fn the_balanced_http_client_sends_the_request_id_as_the_rpc_client_does() {
+    use actix_web::{web, App, HttpRequest, HttpServer};
+    use isp_cluster::lb::{BalancedClient, RoundRobin};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let keep = seen.clone();
+    let http = HttpServer::new(move || {
+        let keep = keep.clone();
+        App::new().route(
+            "/id",
+            web::get().to(move |request: HttpRequest| {
+                let keep = keep.clone();
+                async move {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    keep.lock().unwrap().push(id);
+                    "ok"
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = http.addrs()[0];
+    let http = http.run();
+    let handle = http.handle();
+    actix_rt::spawn(http);
+
+    let pool = RoundRobin::with_hosts("web", [addr.to_string()]);
+    let client = BalancedClient::new(pool);
+    client.get("/id").send().await.unwrap();
+    client
+        .get("/id")
+        .request_id("given-1")
+        .send()
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].len(), 32, "a new one: {seen:?}");
+    assert!(seen[0].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(&seen[1..], ["given-1"]);
+    handle.stop(true).await;
+}
