@@ -639,3 +639,34 @@ async fn the_balanced_http_client_sends_the_request_id_as_the_rpc_client_does() 
     assert_eq!(&seen[1..], ["given-1"]);
     handle.stop(true).await;
 }
+
+#[actix_rt::test]
+async fn a_host_update_drops_no_call_in_flight_and_a_stop_right_after_bind_is_kept() {
+    let rpc = server(router());
+    let client = client_of(&rpc);
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call("rpc/sleep")
+                .json(&json!({"ms": 500}))
+                .send::<Value>()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.upgrade(&[]); // the host leaves the list mid-call
+    let other = server(router());
+    client.upgrade(&[other.local_addr().to_string()]);
+    assert_eq!(slow.await.unwrap().unwrap(), json!({"slept": 500}));
+    let next: Value = client.call("rpc/echo").json(&1).send().await.unwrap();
+    assert_eq!(next, json!(1));
+    // Stopped at once after bind: not lost to the server thread's start.
+    let quick = server(router());
+    tokio::time::timeout(EVENTUALLY, quick.shutdown())
+        .await
+        .expect("stops");
+    for s in [rpc, other] {
+        s.shutdown().await;
+    }
+}

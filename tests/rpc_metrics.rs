@@ -45,7 +45,9 @@ async fn calls_are_counted_and_timed_by_endpoint_and_code_never_by_a_sent_name()
     assert!(has(
         r#"isp_cluster_rpc_server_calls_total{endpoint="(unrouted)",code="NotFound"} 1"#
     ));
-    assert!(has(r#"isp_cluster_rpc_server_call_duration_seconds_count{endpoint="m/echo"} 2"#));
+    assert!(has(
+        r#"isp_cluster_rpc_server_call_duration_seconds_count{endpoint="m/echo"} 2"#
+    ));
     assert!(has(
         r#"isp_cluster_rpc_client_calls_total{module="metered",endpoint="m/echo",code="OK"} 1"#
     ));
