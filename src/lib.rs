@@ -20,7 +20,7 @@
 //! `bootstrap::Bootstrap`: the client, the offline client and the infra
 //! server built from a Go module's local config files and environment, as
 //! isp-kit's `bootstrap.NewClustered` builds them. The `rpc` feature adds
-//! [`rpc`](crate::rpc): isp-kit's module-to-module gRPC, a router of
+//! the `rpc` module: isp-kit's module-to-module gRPC, a router of
 //! endpoints served over h2c and a client of a required module (see the
 //! README's "isp RPC"). Every metric the crate records
 //! goes through the [`metrics`](https://docs.rs/metrics) facade (the
