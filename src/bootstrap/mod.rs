@@ -58,6 +58,8 @@ mod error;
 mod local_config;
 mod logging;
 mod module;
+#[cfg(feature = "rpc")]
+mod rpc;
 mod yaml;
 
 use std::io;
