@@ -78,6 +78,7 @@
 pub mod bootstrap;
 mod client;
 mod config_file;
+mod config_schema;
 mod error_chain;
 pub mod etp;
 mod events;
@@ -93,6 +94,7 @@ mod typed;
 mod types;
 
 pub use client::*;
+pub use config_schema::{config_schema, ConfigSchema, CONFIG_SCHEMA_TITLE};
 pub use error_chain::ErrorChain;
 pub use events::*;
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
@@ -100,7 +102,7 @@ pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,
 };
-pub use typed::{config_schema, ConfigChanged, TypedConfig, TypedConfigError, CONFIG_SCHEMA_TITLE};
+pub use typed::{ConfigChanged, TypedConfig, TypedConfigError};
 pub use types::*;
 
 /// The `schemars` this crate derives config schemas with (major version 1),
