@@ -112,7 +112,10 @@ impl Drop for Deployment {
 #[test]
 fn the_file_is_read_into_the_applications_type_keys_matched_without_case() {
     let d = Deployment::new(CONFIG);
-    let local: Local = d.boot(&d.env()).app_config().unwrap_or_else(|e| panic!("{e}"));
+    let local: Local = d
+        .boot(&d.env())
+        .app_config()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(local.database.host, "db.local");
     assert_eq!(local.database.max_conns, 10);
     assert_eq!(local.upstreams, ["orders", "billing"]);
@@ -167,14 +170,19 @@ fn a_wrong_value_names_the_key_and_the_variable_never_the_value() {
     let shown = err.to_string();
     assert!(shown.contains("config_dev.yml"), "{shown}");
     assert!(
-        shown.contains("database.maxConns is not a whole number (u32) (set by the variable DATABASE.MAXCONNS)"),
+        shown.contains(
+            "database.maxConns is not a whole number (u32) (set by the variable DATABASE.MAXCONNS)"
+        ),
         "{shown}"
     );
     assert!(!shown.contains("pw-env-secret"), "{shown}");
 
     let env = d.env().var("MODE", "Turbo");
     let shown = d.boot(&env).app_config::<Local>().unwrap_err().to_string();
-    assert!(shown.contains("mode is not one of `Fast` or `Safe`"), "{shown}");
+    assert!(
+        shown.contains("mode is not one of `Fast` or `Safe`"),
+        "{shown}"
+    );
     assert!(!shown.contains("Turbo"), "{shown}");
 }
 
@@ -191,7 +199,10 @@ fn a_missing_key_is_required_naming_the_variable_that_would_set_it() {
     );
     let env = d.env().var("APP_CONFIG_ENV_PREFIX", "GW_");
     let shown = d.boot(&env).app_config::<Local>().unwrap_err().to_string();
-    assert!(shown.contains("with the variable GW_DATABASE.HOST"), "{shown}");
+    assert!(
+        shown.contains("with the variable GW_DATABASE.HOST"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -213,12 +224,18 @@ fn broken_rules_are_each_named_with_the_variable_and_no_value() {
             .unwrap_or_else(|| panic!("no violation of {key}: {violations:?}"))
     };
     assert_eq!(violations.len(), 3, "{violations:?}");
-    assert_eq!(found("database.maxConns").variable.as_deref(), Some("DATABASE.MAXCONNS"));
+    assert_eq!(
+        found("database.maxConns").variable.as_deref(),
+        Some("DATABASE.MAXCONNS")
+    );
     assert_eq!(found("database.maxConns").problem, "greater than 100");
     assert_eq!(found("database.password").problem, "length is lower than 8");
     assert_eq!(found("timeoutMs").variable.as_deref(), Some("TIMEOUTMS"));
     let shown = err.to_string();
-    assert!(!shown.contains("pw-shrt") && !shown.contains("500"), "{shown}");
+    assert!(
+        !shown.contains("pw-shrt") && !shown.contains("500"),
+        "{shown}"
+    );
 
     // The same rule broken by the file names no variable.
     let d = Deployment::new(&CONFIG.replace("maxConns: 10", "maxConns: 0"));
@@ -244,6 +261,10 @@ fn a_type_without_rules_is_read_unvalidated() {
         .unwrap();
     assert_eq!(just.timeout_ms, 2500);
     // A map's keys come lower-cased, as isp-kit gives them.
-    let labels: Vec<_> = just.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels: Vec<_> = just
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     assert_eq!(labels, ["region=eu", "team=core", "zone=a"]);
 }

@@ -446,7 +446,9 @@ impl<'a> NodeDe<'a> {
     fn children(&self) -> Result<&'a BTreeMap<String, Node>, DeError> {
         match self.node {
             Some(Node::Map(children)) => Ok(children),
-            Some(Node::Leaf { .. }) => Err(self.error("is a value, a mapping of keys was expected")),
+            Some(Node::Leaf { .. }) => {
+                Err(self.error("is a value, a mapping of keys was expected"))
+            }
             None => Err(self.error("is missing")),
         }
     }
@@ -690,9 +692,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
                 let variant = variants
                     .iter()
                     .find(|v| v.eq_ignore_ascii_case(text))
-                    .ok_or_else(|| {
-                        self.error(&format!("is not one of {}", OneOf(variants)))
-                    })?;
+                    .ok_or_else(|| self.error(&format!("is not one of {}", OneOf(variants))))?;
                 visitor.visit_enum((*variant).into_deserializer())
             }
             _ => Err(self.error(&format!(

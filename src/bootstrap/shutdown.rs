@@ -72,11 +72,16 @@ impl Module {
             }
             futures_util::future::Either::Right((name, _)) => {
                 log::info!("{name}: leaving the cluster, then draining the HTTP server");
+                let mut result = Ok(());
                 let drain = async {
-                    handle.stop(true).await;
+                    // The server's own future carries out the stop: polled
+                    // beside it.
+                    let stop = handle.stop(true);
+                    let (_, served) = futures_util::future::join(stop, server.as_mut()).await;
+                    result = served;
                 };
                 self.shutdown_with(grace, drain).await;
-                server.await
+                result
             }
         }
     }
