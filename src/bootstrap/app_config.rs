@@ -11,8 +11,11 @@
 //! key); a map's keys come lower-cased, as isp-kit gives them. Every value
 //! is text, parsed as the field's type asks: numbers, Go's booleans
 //! (`true`, `1`, `t`…), strings; a list is `key.0`, `key.1`… (a YAML list
-//! is flattened so). Errors name the key and the variable that set it, and
-//! never quote a value: a local config holds passwords.
+//! is flattened so); an enum is read from its variant's name (variants
+//! without data). `#[serde(flatten)]` fields see a map, whose keys come
+//! lower-cased: spell their fields in lower case. Errors name the key and
+//! the variable that set it, and never quote a value: a local config holds
+//! passwords.
 //!
 //! Validation is [`garde`](https://docs.rs/garde)'s: its rules map one to
 //! one onto a Go team's `validate` tags (`required` on an `Option`,
