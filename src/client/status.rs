@@ -352,6 +352,7 @@ mod tests {
             "configsRejected",
             "newestConfigRejected",
             "lastRejection",
+            "configSource",
         ];
         let mut keys = keys;
         keys.sort_unstable();
@@ -363,5 +364,10 @@ mod tests {
         assert_eq!(json["newestConfigRejected"], true);
         assert_eq!(json["lastRejection"]["source"], "server");
         assert_eq!(json["lastRejection"]["reason"], "port must be positive");
+        assert_eq!(json["configSource"], serde_json::Value::Null);
+        shared.config_accepted(ConfigSource::Cache);
+        let json = serde_json::to_value(&*shared.lock()).unwrap();
+        assert_eq!(json["configSource"], "cache");
+        assert_eq!(json["newestConfigRejected"], false);
     }
 }
