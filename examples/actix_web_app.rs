@@ -18,8 +18,9 @@
 //!   and `/internal/status`: the infra scope (feature `infra`), mounted on
 //!   the same server.
 //!
-//! SIGINT or SIGTERM stops the HTTP server, then closes the cluster session
-//! with 1000.
+//! SIGINT or SIGTERM stops in isp-kit's order: the cluster session closes
+//! with 1000 (this instance leaves every caller's routes), then the HTTP
+//! server drains.
 
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -265,20 +266,44 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .configure(move |cfg| infra.configure(cfg))
     })
     .workers(1)
+    // SIGTERM and SIGINT are handled below, in isp-kit's order.
+    .disable_signals()
     .listen(listener)?
     .run();
     log::info!("http on http://{local}");
     log::info!("metrics at http://{local}/internal/metrics, health at /internal/health");
 
-    // actix-web's own signal handling: SIGTERM (or SIGINT) stops the HTTP
-    // server gracefully and `server.await` returns. The session would close
-    // with 1000 by itself when `main` returns; `close()` also waits for it
-    // (and for a config cache write in flight).
-    server.await?;
-    log::info!("http stopped: closing the cluster session");
+    // isp-kit's order: leave the cluster first (close 1000: the
+    // config-service drops this instance from every caller's routes), then
+    // drain HTTP. actix-web's own handling would drain first and keep the
+    // instance in the routes while it refuses calls.
+    let handle = server.handle();
+    let served = actix_web::rt::spawn(server);
+    let signal = terminated().await;
+    log::info!("{signal}: leaving the cluster, then draining http");
     cluster.close().await;
+    handle.stop(true).await;
+    served.await.map_err(std::io::Error::other)??;
     if let Some(server) = embedded {
         server.stop().await;
     }
     Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, with its name.
+async fn terminated() -> &'static str {
+    #[cfg(unix)]
+    {
+        use actix_web::rt::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            let terminate = std::pin::pin!(term.recv());
+            let interrupt = std::pin::pin!(actix_web::rt::signal::ctrl_c());
+            return match futures_util::future::select(terminate, interrupt).await {
+                futures_util::future::Either::Left(_) => "SIGTERM",
+                futures_util::future::Either::Right(_) => "SIGINT",
+            };
+        }
+    }
+    let _ = actix_web::rt::signal::ctrl_c().await;
+    "SIGINT"
 }

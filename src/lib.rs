@@ -81,6 +81,7 @@
 pub mod bootstrap;
 mod client;
 mod config_file;
+mod config_schema;
 mod error_chain;
 pub mod etp;
 mod events;
@@ -97,6 +98,7 @@ mod typed;
 mod types;
 
 pub use client::*;
+pub use config_schema::{config_schema, ConfigSchema, CONFIG_SCHEMA_TITLE};
 pub use error_chain::ErrorChain;
 pub use events::*;
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
@@ -104,7 +106,7 @@ pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
     MAX_NESTING,
 };
-pub use typed::{config_schema, ConfigChanged, TypedConfig, TypedConfigError, CONFIG_SCHEMA_TITLE};
+pub use typed::{ConfigChanged, TypedConfig, TypedConfigError};
 pub use types::*;
 
 /// The `schemars` this crate derives config schemas with (major version 1),

@@ -5,35 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
-use crate::types::RawJson;
-
-/// The title isp-kit gives a module's config schema.
-pub const CONFIG_SCHEMA_TITLE: &str = "Remote config";
-
-/// The JSON schema of `T`, titled "Remote config", ready for
-/// [`crate::ConfigData`].
-///
-/// ```
-/// #[derive(serde::Deserialize, schemars::JsonSchema)]
-/// struct Config {
-///     /// Requests per second.
-///     limit: u32,
-/// }
-/// let schema = isp_cluster::config_schema::<Config>();
-/// let value: serde_json::Value = schema.parse().unwrap();
-/// assert_eq!(value["title"], "Remote config");
-/// assert_eq!(value["properties"]["limit"]["type"], "integer");
-/// ```
-pub fn config_schema<T: JsonSchema>() -> RawJson {
-    let mut schema = schemars::schema_for!(T);
-    schema.insert("title".to_owned(), CONFIG_SCHEMA_TITLE.into());
-    // A schema is plain JSON: serializing it cannot fail.
-    RawJson::from_value(&schema).unwrap_or_default()
-}
 
 /// A new config for the application, with the one it replaces.
 pub struct ConfigChanged<T> {

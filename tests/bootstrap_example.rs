@@ -51,14 +51,17 @@ impl Drop for Dir {
 
 /// The config: two config-service nodes in a `;` list, the first one dead;
 /// the outer ip left empty (found toward the first node).
-fn config_dev(server: &ConfigServer, infra_port: u16, module_name: Option<&str>) -> String {
+/// The application's own key: `greeter.name`.
+fn config_dev(server: &ConfigServer, ports: (u16, u16), module_name: Option<&str>) -> String {
+    let (http_port, infra_port) = ports;
     let name = module_name.map_or(String::new(), |n| format!("moduleName: {n}\n"));
     format!(
         "{name}configServiceAddress:\n  ip: \"127.0.0.1;127.0.0.1\"\n  port: \"{};{}\"\n\
-         grpcOuterAddress:\n  ip: \"\"\n  port: 9002\n\
-         grpcInnerAddress:\n  ip: 127.0.0.1\n  port: 9002\n\
+         grpcOuterAddress:\n  ip: \"\"\n  port: {http_port}\n\
+         grpcInnerAddress:\n  ip: 127.0.0.1\n  port: {http_port}\n\
          infraServerPort: {infra_port}\n\
-         infraServerIp: 127.0.0.1\n",
+         infraServerIp: 127.0.0.1\n\
+         greeter:\n  name: world\n",
         free_port(),
         server.addr().port()
     )
@@ -122,18 +125,27 @@ impl Module {
 }
 
 /// Runs the module in `dir` until it registered as `name`; checks what it
-/// declared and that its infra routes answer; stops it.
-async fn registers_as(server: &ConfigServer, dir: &Dir, vars: &[(&str, &str)], name: &str) {
+/// declared, that its own HTTP app greets `whom` (the application's key
+/// `greeter.name`) and that its infra routes answer; stops it.
+async fn registers_as(
+    server: &ConfigServer,
+    dir: &Dir,
+    vars: &[(&str, &str)],
+    name: &str,
+    whom: &str,
+) {
     let module = Module::start(&dir.0, vars);
-    let started = module.next().await;
-    assert_eq!(started["event"], "started", "{started}");
-    assert_eq!(started["module"], name);
-    assert_eq!(started["binding"], "127.0.0.1:9002");
+    // The config is applied before the module serves and says so.
     let config = module.next().await;
     assert_eq!(
         config,
         json!({"event": "config", "config": {"greeting": "hello"}})
     );
+    let started = module.next().await;
+    assert_eq!(started["event"], "started", "{started}");
+    assert_eq!(started["module"], name);
+    assert_eq!(started["name"], whom);
+    let binding = started["binding"].as_str().unwrap().to_owned();
     assert!(
         wait_until(Duration::from_secs(10), || !server
             .instances(name)
@@ -142,16 +154,22 @@ async fn registers_as(server: &ConfigServer, dir: &Dir, vars: &[(&str, &str)], n
         "{name} registered"
     );
     let declared = &server.instances(name)[0];
+    let port = binding.rsplit_once(':').unwrap().1;
     assert_eq!(
         declared.address,
-        AddressConfiguration::new("127.0.0.1", "9002")
+        AddressConfiguration::new("127.0.0.1", port)
     );
     assert_eq!(server.config(name), Some(json!({"greeting": "hello"})));
     let schema = server.schema(name).unwrap();
     assert_eq!(schema["properties"]["greeting"]["type"], "string");
 
-    let infra = started["infra"].as_str().unwrap().to_owned();
     let http = awc::Client::default();
+    let (status, body) = http_get(&http, &format!("http://{binding}/")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, format!("hello, {whom}").as_str())
+    );
+    let infra = started["infra"].as_str().unwrap().to_owned();
     let (status, body) = http_get(&http, &format!("http://{infra}/internal/health")).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = http_get(&http, &format!("http://{infra}/internal/metrics")).await;
@@ -168,17 +186,22 @@ async fn registers_as(server: &ConfigServer, dir: &Dir, vars: &[(&str, &str)], n
 #[actix::test]
 async fn registers_under_the_name_from_the_file_or_from_modulename() {
     let server = ConfigServer::builder().start().await.unwrap();
-    let infra_port = free_port();
-    let dir = Dir::new("names", &config_dev(&server, infra_port, Some("greeter")));
-    registers_as(&server, &dir, &[], "greeter").await;
-    registers_as(&server, &dir, &[("MODULENAME", "welcomer")], "welcomer").await;
+    let ports = (free_port(), free_port());
+    let dir = Dir::new("names", &config_dev(&server, ports, Some("greeter")));
+    registers_as(&server, &dir, &[], "greeter", "world").await;
+    // Variables override the cluster's keys and the application's own.
+    let vars = [("MODULENAME", "welcomer"), ("GREETER.NAME", "you")];
+    registers_as(&server, &dir, &vars, "welcomer", "you").await;
     server.stop().await;
 }
 
 #[actix::test]
 async fn without_module_name_it_exits_non_zero_naming_the_key() {
     let server = ConfigServer::builder().start().await.unwrap();
-    let dir = Dir::new("no-name", &config_dev(&server, free_port(), None));
+    let dir = Dir::new(
+        "no-name",
+        &config_dev(&server, (free_port(), free_port()), None),
+    );
     let mut child = Command::new(example_binary("bootstrap"))
         .current_dir(&dir.0)
         .env_clear()

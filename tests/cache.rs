@@ -261,6 +261,85 @@ async fn a_cache_from_one_run_is_delivered_by_the_next_within_100_ms_while_every
     server.stop().await;
 }
 
+/// With every node down, `config_applied()` resolves once the cached
+/// config is applied (answering `Cache`) while `ready()` (registered) times
+/// out; once a node is up, the source reads `Server`. A client with no
+/// cache and no node waits in vain and says why.
+#[actix::test]
+async fn config_applied_sees_a_cached_config_while_every_node_is_down() {
+    capture_logs();
+    let dir = TempDir::new("config-applied");
+    let path = dir.file("orders.json");
+    let cached = json!({"limit": 7});
+    std::fs::write(&path, cached.to_string()).unwrap();
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+
+    let (receiver, seen) = Receiver::start_new();
+    let client = module("orders")
+        .hosts([dead.clone()])
+        .config_cache(&path)
+        .remote_config(receiver.recipient())
+        .start()
+        .unwrap();
+    let source = client
+        .config_applied(WAIT)
+        .await
+        .expect("the cached config");
+    assert_eq!(source, ConfigSource::Cache);
+    assert_eq!(seen.configs(), [(cached, ConfigSource::Cache)]);
+    assert_eq!(client.status().config_source, Some(ConfigSource::Cache));
+    let json = serde_json::to_value(client.status()).unwrap();
+    assert_eq!(json["configSource"], "cache");
+    let not_registered = client.ready(Duration::from_millis(300)).await.unwrap_err();
+    assert!(
+        not_registered
+            .to_string()
+            .contains("not ready within 300 ms"),
+        "{not_registered}"
+    );
+    client.close().await;
+
+    // The same with a node up: the node's config replaces the cached one.
+    let server = server("orders", json!({"limit": 8})).await;
+    let (receiver, seen) = Receiver::start_new();
+    let client = module("orders")
+        .hosts([server.addr().to_string()])
+        .config_cache(&path)
+        .remote_config(receiver.recipient())
+        .start()
+        .unwrap();
+    client.ready(WAIT).await.expect("registered");
+    assert_eq!(
+        client.config_applied(WAIT).await.unwrap(),
+        ConfigSource::Server
+    );
+    assert_eq!(seen.configs().last().unwrap().1, ConfigSource::Server);
+    client.close().await;
+    server.stop().await;
+
+    // No cache, no node: nothing is applied, and the error says so.
+    let (receiver, _) = Receiver::start_new();
+    let client = module("orders")
+        .hosts([dead])
+        .remote_config(receiver.recipient())
+        .start()
+        .unwrap();
+    let waited = client
+        .config_applied(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        waited.to_string().contains("not ready within 200 ms"),
+        "{waited}"
+    );
+    client.close().await;
+    let closed = client.config_applied(WAIT).await.unwrap_err();
+    assert!(closed.to_string().contains("closed"), "{closed}");
+}
+
 #[actix::test]
 async fn with_a_node_up_at_start_the_cached_config_goes_first_and_typed_config_passes_the_source_on(
 ) {

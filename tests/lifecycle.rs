@@ -641,6 +641,43 @@ async fn settings_that_cannot_work_are_refused_naming_the_setting() {
     }
 }
 
+/// An `http` module whose endpoint has no HTTP method is refused at
+/// start-up, naming the endpoint (isp-kit refuses it too); a `grpc` module
+/// may leave the method empty (the config-service makes it POST).
+#[actix::test]
+async fn an_http_endpoint_without_a_method_is_refused_naming_it() {
+    let info = |transport: &str| {
+        let mut info = ModuleInfo::new("web", "1.0.0", AddressConfiguration::new("127.0.0.1", "1"));
+        info.transport = transport.to_owned();
+        let mut with_method = isp_cluster::EndpointDescriptor::new("/api/web/list");
+        with_method.http_method = "GET".to_owned();
+        info.endpoints = vec![
+            with_method,
+            isp_cluster::EndpointDescriptor::new("/api/web/save"),
+        ];
+        info
+    };
+    let data = || ConfigData::new("1.0.0", RawJson::empty_object(), RawJson::empty_object());
+    let err = ClusterClient::builder(info("http"), data())
+        .hosts(["127.0.0.1:1"])
+        .start()
+        .unwrap_err();
+    match &err {
+        BuildError::EndpointWithoutMethod { path } => assert_eq!(path, "/api/web/save"),
+        other => panic!("another error: {other}"),
+    }
+    let shown = err.to_string();
+    assert!(
+        shown.contains("\"/api/web/save\" has no HTTP method"),
+        "{shown}"
+    );
+    let client = ClusterClient::builder(info("grpc"), data())
+        .hosts(["127.0.0.1:1"])
+        .start()
+        .expect("a grpc module may leave the method empty");
+    client.close().await;
+}
+
 #[actix::test]
 async fn new_hosts_apply_at_once_even_during_a_backoff() {
     let dead = {

@@ -225,3 +225,65 @@ async fn a_server_flooding_unknown_events_costs_a_few_warn_lines() {
     assert!(all <= 14, "{all}: {:#?}", lines("flooded", "WARN"));
     client.close().await;
 }
+
+/// A config the receiver rejects at start-up fails every handshake, and
+/// every retry brings it again: one ERROR line says so (that no config has
+/// been applied yet, not that a last good one stays), the repeats are held
+/// back to debug for a minute.
+#[actix::test]
+async fn a_config_rejected_at_start_is_one_error_line_however_often_it_comes_back() {
+    capture_logs();
+    let server = ConfigServer::builder()
+        .config("picky", serde_json::json!({"limit": 0}))
+        .start()
+        .await
+        .unwrap();
+    let mut builder = ClusterClient::builder(
+        info("picky"),
+        ConfigData::new(
+            "1.0.0",
+            isp_cluster::RawJson::empty_object(),
+            isp_cluster::RawJson::empty_object(),
+        ),
+    )
+    .hosts([server.addr().to_string()])
+    .backoff(Duration::from_millis(20), Duration::from_millis(100))
+    .remote_config_fn(|_| Err::<(), _>("limit must be positive"));
+    let mut required = Vec::new();
+    for name in ["a", "b", "c", "d", "e"] {
+        let (recorder, _) = Recorder::start_new();
+        builder = builder.require_module(name, recorder.clone().recipient());
+        required.push(recorder);
+    }
+    let client = builder.start().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || client.status().configs_rejected
+            >= 5)
+        .await
+    );
+    let attempts = client.status().sessions_started;
+    client.close().await;
+    server.stop().await;
+
+    // The receiver's rejection, and the supervisor's "no session" that
+    // starts the outage: one line each, however many attempts.
+    let rejected: Vec<String> = containing("picky", "ERROR", "remote config receiver rejected")
+        .into_iter()
+        .filter(|l| !l.contains("no session with the config-service"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert!(
+        rejected[0].contains("no config has been applied yet"),
+        "{}",
+        rejected[0]
+    );
+    assert!(!rejected[0].contains("last good config"), "{}", rejected[0]);
+    let errors = lines("picky", "ERROR");
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    println!(
+        "{attempts} attempts, {} rejections: {} ERROR lines, {} INFO lines",
+        client.status().configs_rejected,
+        errors.len(),
+        lines("picky", "INFO").len()
+    );
+}

@@ -12,6 +12,11 @@
 //!   stops the server and `main` returns, no `close()`;
 //! * `runner` — `System::new()` + `run()`, a task calls
 //!   `System::current().stop()`;
+//! * `bootstrap` — a module started by `Bootstrap` serving its HTTP app
+//!   with `Module::serve`: on SIGTERM it leaves the cluster first (close
+//!   1000, gone from a peer's routes) and drains HTTP after, isp-kit's
+//!   order; checked on the wire (the close reaches the config-service
+//!   before the module's HTTP listener closes) and timed;
 //! * `return-wss` — `return` over `wss://`: the close frame goes through
 //!   TLS. (Before the session kept its socket open `TEARDOWN_LINGER` after
 //!   the flush, actix-web's server read the TLS stream's end in the same
@@ -53,6 +58,7 @@ fn main() {
             "sigterm" => child_sigterm(hosts),
             "runner" => child_runner(hosts),
             "return-wss" => child_return(hosts),
+            "bootstrap" => child_bootstrap(hosts),
             other => panic!("unknown child mode {other}"),
         }
         return;
@@ -67,7 +73,14 @@ fn main() {
         return;
     }
     let mut failed = Vec::new();
-    for mode in ["stop", "return", "sigterm", "runner", "return-wss"] {
+    for mode in [
+        "stop",
+        "return",
+        "sigterm",
+        "runner",
+        "return-wss",
+        "bootstrap",
+    ] {
         if !filter.is_empty() && !filter.iter().any(|f| mode.contains(f.as_str())) {
             continue;
         }
@@ -120,7 +133,11 @@ async fn run_case(mode: &str) -> Result<String, String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     let lines = common::stdout_lines(&mut child);
-    let result = drive(mode, &server, &mut child, &lines).await;
+    let result = if mode == "bootstrap" {
+        drive_bootstrap(&server, &mut child, &lines).await
+    } else {
+        drive(mode, &server, &mut child, &lines).await
+    };
     if child.try_wait().ok().flatten().is_none() {
         let _ = child.kill();
         let _ = child.wait();
@@ -215,6 +232,130 @@ async fn drive(
         } else {
             format!("; child {status_line}")
         }
+    ))
+}
+
+/// SIGTERM to a module started by `Bootstrap` and served by
+/// `Module::serve`: its close 1000 must reach the config-service before its
+/// HTTP listener closes, and a peer must see it leave the routes. Times
+/// each from the signal.
+async fn drive_bootstrap(
+    server: &ConfigServer,
+    child: &mut Child,
+    lines: &mpsc::Receiver<String>,
+) -> Result<String, String> {
+    // A peer that follows the routes: when does the module leave them?
+    let left_routes: std::sync::Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+    let in_routes = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peer = {
+        let left_routes = left_routes.clone();
+        let in_routes = in_routes.clone();
+        let info = ModuleInfo::new("peer", "1.0.0", AddressConfiguration::new("127.0.0.1", "2"));
+        let schema = RawJson::from_value(&serde_json::json!({"type": "object"})).unwrap();
+        ClusterClient::builder(
+            info,
+            ConfigData::new("1.0.0", schema, RawJson::empty_object()),
+        )
+        .hosts([server.addr().to_string()])
+        .routes_fn(move |routes| {
+            let present = routes.0.iter().any(|b| b.module_name == MODULE);
+            if present {
+                in_routes.store(true, std::sync::atomic::Ordering::SeqCst);
+            } else if in_routes.load(std::sync::atomic::Ordering::SeqCst) {
+                left_routes.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+            Ok::<(), String>(())
+        })
+        .start()
+        .map_err(|e| e.to_string())?
+    };
+    let ready = next_line(lines, "ready").await?;
+    let http: std::net::SocketAddr = ready
+        .trim_start_matches("ready ")
+        .parse()
+        .map_err(|e| format!("{ready:?}: {e}"))?;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while !in_routes.load(std::sync::atomic::Ordering::SeqCst) {
+        if Instant::now() > deadline {
+            return Err("the peer never saw the module in its routes".into());
+        }
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    // Probes the module's HTTP listener from a thread of its own: the
+    // first refused connection is when it stopped accepting.
+    let (probe_tx, probe_rx) = mpsc::channel();
+    let trigger = Instant::now();
+    std::thread::spawn(move || {
+        let end = Instant::now() + STEP_TIMEOUT;
+        while Instant::now() < end {
+            if std::net::TcpStream::connect_timeout(&http, Duration::from_millis(200)).is_err() {
+                let _ = probe_tx.send(Instant::now());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    // SAFETY: kill(2) with the pid of a child this process spawned.
+    if unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) } != 0 {
+        return Err("kill failed".into());
+    }
+    let refused_at = loop {
+        match probe_rx.try_recv() {
+            Ok(at) => break at,
+            Err(mpsc::TryRecvError::Empty) if trigger.elapsed() < STEP_TIMEOUT => {
+                actix::clock::sleep(Duration::from_millis(2)).await
+            }
+            Err(_) => return Err("the HTTP listener never stopped accepting".into()),
+        }
+    };
+    let closed_at = server
+        .closed_sessions()
+        .iter()
+        .find(|c| c.module == MODULE && c.code == Some(1000))
+        .map(|c| c.at)
+        .ok_or_else(|| {
+            let status = child.try_wait().ok().flatten();
+            format!("no close 1000 before the HTTP listener closed (child: {status:?})")
+        })?;
+    if closed_at > refused_at {
+        return Err(format!(
+            "the HTTP listener closed {:.1} ms before the close 1000 reached the server",
+            (closed_at - refused_at).as_secs_f64() * 1000.0
+        ));
+    }
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let left_at = loop {
+        if let Some(at) = *left_routes.lock().unwrap() {
+            break at;
+        }
+        if Instant::now() > deadline {
+            return Err("the peer never saw the module leave its routes".into());
+        }
+        actix::clock::sleep(Duration::from_millis(2)).await;
+    };
+    let mut exited_after = None;
+    while trigger.elapsed() < STEP_TIMEOUT {
+        if let Ok(Some(status)) = child.try_wait() {
+            if !status.success() {
+                return Err(format!("the child exited with {status}"));
+            }
+            exited_after = Some(trigger.elapsed());
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    peer.close().await;
+    let ms = |at: Instant| (at - trigger).as_secs_f64() * 1000.0;
+    Ok(format!(
+        "SIGTERM → close 1000 at the server {:.1} ms, → gone from the peer's routes {:.1} ms, \
+         → HTTP refuses {:.1} ms; exited after {}",
+        ms(closed_at),
+        ms(left_at),
+        ms(refused_at),
+        exited_after.map_or("(still running)".to_owned(), |d| format!(
+            "{} ms",
+            d.as_millis()
+        ))
     ))
 }
 
@@ -377,4 +518,70 @@ fn child_runner(hosts: String) {
     let _ = system.run();
     // The runtime is gone: the status says how the session ended.
     say(&format!("status {:?}", client.status().state));
+}
+
+/// A module as `Bootstrap` starts it from a `config.yml`, its HTTP app
+/// served by `Module::serve` (which handles SIGTERM in isp-kit's order).
+#[actix_web::main]
+async fn child_bootstrap(hosts: String) {
+    use isp_cluster::bootstrap::{Bootstrap, Environment};
+    init_logs();
+    let (ip, port) = hosts.rsplit_once(':').expect("host:port");
+    let free_port = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("its address").port()
+    };
+    let (http_port, infra_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("isp-cluster-shutdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let config = format!(
+        "moduleName: {MODULE}\nconfigServiceAddress: {{ip: {ip}, port: {port}}}\n\
+         grpcOuterAddress: {{ip: 127.0.0.1, port: {http_port}}}\n\
+         grpcInnerAddress: {{ip: 127.0.0.1, port: {http_port}}}\n\
+         infraServerPort: {infra_port}\ndefaultRemoteConfigPath: {}\n",
+        dir.join("default.json").display()
+    );
+    std::fs::write(dir.join("config.yml"), config).expect("config.yml");
+    std::fs::write(dir.join("default.json"), "{}").expect("default.json");
+    let env = Environment::new(&dir, &dir).var("APP_CONFIG_PATH", "config.yml");
+    let schema = RawJson::from_value(&serde_json::json!({"type": "object"})).unwrap();
+    let boot = Bootstrap::load_with_schema("1.0.0", schema, &env).expect("the local config");
+    let _ = std::fs::remove_dir_all(&dir);
+    let module = boot
+        .start(actix::Actor::start(Accept).recipient())
+        .await
+        .expect("started");
+    module.ready(STEP_TIMEOUT).await.expect("registered");
+    let binding = module.binding_address().to_owned();
+    let server = HttpServer::new(App::new)
+        .disable_signals()
+        .workers(1)
+        .bind(&binding)
+        .expect("bind")
+        .run();
+    // `serve` listens to SIGTERM from its first poll: until then the
+    // signal would end the process outright.
+    actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(SIGNALS_INSTALLED).await;
+        say(&format!("ready {binding}"));
+    });
+    module
+        .serve(server, Duration::ZERO)
+        .await
+        .expect("served until SIGTERM");
+}
+
+/// Accepts every remote config.
+struct Accept;
+
+impl actix::Actor for Accept {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<isp_cluster::RemoteConfig> for Accept {
+    type Result = Result<(), isp_cluster::ReceiverError>;
+
+    fn handle(&mut self, _: isp_cluster::RemoteConfig, _: &mut Self::Context) -> Self::Result {
+        Ok(())
+    }
 }

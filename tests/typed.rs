@@ -120,6 +120,106 @@ async fn schema_is_titled_and_describes_the_type() {
     assert_eq!(schema["required"], serde_json::json!(["rps"]));
 }
 
+/// A nested config as a Go team writes it (`schema:"Title,Description"`,
+/// `validate:"required,min=1"`), for the exact shape isp-kit's `rc`
+/// generator gives it: every struct inline, titles and descriptions from
+/// the attributes and doc comments, required fields from the rules, no
+/// defaults, an `Option` as its inner type, no `$schema`, `$defs` or
+/// `$ref`.
+#[allow(dead_code)]
+#[derive(serde::Deserialize, isp_cluster::schemars::JsonSchema)]
+#[schemars(crate = "isp_cluster::schemars")]
+#[serde(rename_all = "camelCase")]
+struct Gateway {
+    /// # Database
+    /// Where the orders are kept.
+    database: Database,
+    /// # Rate limit
+    #[serde(default)]
+    #[garde(range(min = 1))]
+    rate_limit: u32,
+    #[schemars(title = "Upstreams", description = "Modules called in turn.")]
+    #[garde(length(min = 1))]
+    upstreams: Vec<String>,
+    #[garde(required)]
+    token: Option<String>,
+    comment: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(serde::Deserialize, isp_cluster::schemars::JsonSchema)]
+#[schemars(crate = "isp_cluster::schemars")]
+struct Database {
+    /// # Host
+    #[garde(length(min = 1))]
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+    tls: Option<Tls>,
+}
+
+#[allow(dead_code)]
+#[derive(serde::Deserialize, isp_cluster::schemars::JsonSchema)]
+#[schemars(crate = "isp_cluster::schemars")]
+struct Tls {
+    verify: bool,
+}
+
+fn default_port() -> u16 {
+    5432
+}
+
+#[test]
+fn a_nested_schema_has_the_shape_of_isp_kits() {
+    let schema: serde_json::Value = config_schema::<Gateway>().parse().unwrap();
+    let want = serde_json::json!({
+        "title": "Remote config",
+        "type": "object",
+        "properties": {
+            "database": {
+                "title": "Database",
+                "description": "Where the orders are kept.",
+                "type": "object",
+                "properties": {
+                    "host": {"title": "Host", "type": "string", "minLength": 1},
+                    "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                    "tls": {
+                        "type": "object",
+                        "properties": {"verify": {"type": "boolean"}},
+                        "required": ["verify"]
+                    }
+                },
+                "required": ["host"]
+            },
+            "rateLimit": {"title": "Rate limit", "type": "integer", "minimum": 1},
+            "upstreams": {
+                "title": "Upstreams",
+                "description": "Modules called in turn.",
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1
+            },
+            "token": {"type": "string"},
+            "comment": {"type": "string"}
+        },
+        "required": ["database", "upstreams", "token"]
+    });
+    assert_eq!(schema, want, "{schema:#}");
+
+    let titled: serde_json::Value = isp_cluster::ConfigSchema::new()
+        .title("Gateway")
+        .keep_defaults()
+        .of::<Gateway>()
+        .parse()
+        .unwrap();
+    assert_eq!(titled["title"], "Gateway");
+    assert_eq!(titled["properties"]["rateLimit"]["default"], 0);
+    assert_eq!(
+        titled["properties"]["database"]["properties"]["port"]["default"],
+        5432
+    );
+}
+
 #[actix::test]
 async fn a_typed_module_against_the_embedded_server() {
     let server = ConfigServer::builder()

@@ -127,6 +127,20 @@ impl<'a> Flat<'a> {
         }
     }
 
+    /// Every key (lower-cased, dotted), its value and the variable that
+    /// set it, if one did: what the application's own config is read from
+    /// ([`super::app_config`]).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
+        self.entries
+            .iter()
+            .map(|(key, e)| (key.as_str(), e.value.as_str(), e.variable.as_deref()))
+    }
+
+    /// `APP_CONFIG_ENV_PREFIX`, empty when unset.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The entry of `key` (spelt as isp-kit documents it), unless absent
     /// or empty.
     fn get(&self, key: &str) -> Option<&Entry> {

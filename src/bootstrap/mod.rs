@@ -51,6 +51,7 @@
 //! }
 //! ```
 
+mod app_config;
 mod config_override;
 mod duration;
 mod environment;
@@ -60,6 +61,7 @@ mod logging;
 mod module;
 #[cfg(feature = "rpc")]
 mod rpc;
+mod shutdown;
 mod yaml;
 
 use std::io;
@@ -71,6 +73,7 @@ use std::time::Duration;
 use actix::{Actor, Recipient};
 use schemars::JsonSchema;
 
+pub use app_config::{AppConfigError, Violation};
 pub use config_override::ConfigOverride;
 pub use duration::{parse_go_duration, DurationError};
 pub use environment::Environment;
@@ -91,6 +94,7 @@ use local_config::Flat;
 #[derive(Debug)]
 pub struct Bootstrap {
     local: LocalConfig,
+    app: app_config::AppLayers,
     config_file: PathBuf,
     dev: bool,
     info: ModuleInfo,
@@ -166,7 +170,10 @@ impl Bootstrap {
                 file: config_file.clone(),
                 message,
             })?;
-        let local = LocalConfig::read(&Flat::new(leaves, env, &config_file), offline)?;
+        let flat = Flat::new(leaves, env, &config_file);
+        let local = LocalConfig::read(&flat, offline)?;
+        let app = app_config::AppLayers::new(&flat, &config_file);
+        drop(flat);
 
         let mut outer = local.grpc_outer_address.clone();
         if outer.ip.is_empty() {
@@ -204,6 +211,7 @@ impl Bootstrap {
         };
         Ok(Self {
             local,
+            app,
             config_file,
             dev,
             info,
@@ -245,6 +253,50 @@ impl Bootstrap {
     /// The keys read from the local config.
     pub fn local_config(&self) -> &LocalConfig {
         &self.local
+    }
+
+    /// The application's own keys of the local config as `T`, checked by
+    /// `T`'s [`garde`](https://docs.rs/garde) rules (Go:
+    /// `boot.App.Config().Read(&conf.Local{})`, whose `validate` tags the
+    /// rules stand for). Read as the cluster's keys are: the file, then
+    /// every variable (with `APP_CONFIG_ENV_PREFIX`, those with the prefix)
+    /// overriding the key it names, lower-cased and dotted, an empty value
+    /// being an absent one; keys match fields without regard to case. See
+    /// [`AppConfigError`] for what the errors name.
+    ///
+    /// ```no_run
+    /// # fn f(boot: isp_cluster::bootstrap::Bootstrap) -> Result<(), Box<dyn std::error::Error>> {
+    /// #[derive(serde::Deserialize, garde::Validate)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct Local {
+    ///     #[garde(dive)]
+    ///     database: Database,             // database: {host: …, maxConns: …}
+    /// }
+    /// #[derive(serde::Deserialize, garde::Validate)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct Database {
+    ///     #[garde(length(min = 1))]       // Go: validate:"required"
+    ///     host: String,
+    ///     #[garde(range(min = 1, max = 100))] // Go: validate:"min=1,max=100"
+    ///     max_conns: u32,                 // DATABASE.MAXCONNS=20 overrides it
+    /// }
+    /// let local: Local = boot.app_config()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn app_config<T>(&self) -> Result<T, AppConfigError>
+    where
+        T: serde::de::DeserializeOwned + garde::Validate,
+        T::Context: Default,
+    {
+        self.app.read_validated()
+    }
+
+    /// [`app_config`](Self::app_config) for a type without validation
+    /// rules.
+    pub fn app_config_unvalidated<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<T, AppConfigError> {
+        self.app.read().map(|(value, _)| value)
     }
 
     /// The local config file that was read.

@@ -4,11 +4,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Recipient;
 
 use super::Bootstrap;
-use crate::client::{BuildError, ClusterClient, ClusterClientBuilder, RemoteConfig};
+use crate::client::{
+    BuildError, ClusterClient, ClusterClientBuilder, ConfigSource, ReadyError, RemoteConfig,
+};
 use crate::infra::{Infra, InfraServer};
 use crate::offline::{OfflineClient, OfflineError};
 
@@ -56,9 +59,9 @@ impl std::error::Error for StartError {
 /// its cluster client, or in offline mode its offline client, and its infra
 /// server.
 pub struct Module {
-    client: Option<ClusterClient>,
+    pub(super) client: Option<ClusterClient>,
     offline: Option<OfflineClient>,
-    infra: Option<InfraServer>,
+    pub(super) infra: Option<InfraServer>,
     binding_address: String,
 }
 
@@ -102,15 +105,34 @@ impl Module {
         &self.binding_address
     }
 
-    /// Closes the session with 1000 (no session in offline mode) and stops
-    /// the infra server.
+    /// Resolves once the module is registered ([`ClusterClient::ready`]);
+    /// at once in offline mode, where there is nothing to register with.
+    #[allow(clippy::result_large_err)]
+    pub async fn ready(&self, timeout: Duration) -> Result<(), ReadyError> {
+        match &self.client {
+            Some(client) => client.ready(timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once a config is applied, from any source, the cache
+    /// included ([`ClusterClient::config_applied`]); in offline mode at
+    /// once with [`ConfigSource::File`]: [`Bootstrap::start`] applied the
+    /// file before it returned.
+    #[allow(clippy::result_large_err)]
+    pub async fn config_applied(&self, timeout: Duration) -> Result<ConfigSource, ReadyError> {
+        match &self.client {
+            Some(client) => client.config_applied(timeout).await,
+            None => Ok(ConfigSource::File),
+        }
+    }
+
+    /// Leaves the cluster (close 1000; no session in offline mode), then
+    /// stops the infra server: isp-kit's order for a module without a
+    /// server of its own (see [`shutdown_with`](Self::shutdown_with) and
+    /// [`serve`](Self::serve) for one with).
     pub async fn shutdown(self) {
-        if let Some(client) = &self.client {
-            client.close().await;
-        }
-        if let Some(infra) = self.infra {
-            infra.stop().await;
-        }
+        self.shutdown_with(Duration::ZERO, async {}).await;
     }
 }
 

@@ -402,6 +402,7 @@ impl ClusterClientBuilder {
             return Err(BuildError::NoModuleName);
         }
         validate_hosts(&self.hosts)?;
+        validate_endpoints(&self.info)?;
         for (i, (name, _)) in self.module_receivers.iter().enumerate() {
             if self.module_receivers[..i].iter().any(|(n, _)| n == name) {
                 return Err(BuildError::DuplicateModule(name.clone()));
@@ -540,6 +541,25 @@ impl ClusterClientBuilder {
         let shared = Arc::new(Shared::for_module(settings.module.clone()));
         let addr = Supervisor::new(Arc::new(settings), hosts, shared.clone()).start();
         Ok(ClusterClient { addr, shared })
+    }
+}
+
+/// An `http` module must give every endpoint its HTTP method: the
+/// config-service routes an HTTP call by path and method (isp-kit refuses
+/// the declaration at start-up too). A `grpc` module may leave it empty.
+fn validate_endpoints(info: &ModuleInfo) -> Result<(), BuildError> {
+    if info.transport != crate::events::TRANSPORT_HTTP {
+        return Ok(());
+    }
+    match info
+        .endpoints
+        .iter()
+        .find(|e| e.http_method.trim().is_empty())
+    {
+        Some(endpoint) => Err(BuildError::EndpointWithoutMethod {
+            path: endpoint.path.clone(),
+        }),
+        None => Ok(()),
     }
 }
 

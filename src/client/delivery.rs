@@ -114,6 +114,8 @@ pub(crate) struct Delivery {
     closing: bool,
     /// `Drain`s waiting for the config lane to be idle.
     drained: Vec<oneshot::Sender<()>>,
+    /// The bound on the ERROR line of a config rejected again and again.
+    rejections: super::repeats::Repeats,
 }
 
 impl Delivery {
@@ -153,6 +155,7 @@ impl Delivery {
             cache,
             closing: false,
             drained: Vec::new(),
+            rejections: super::repeats::Repeats::default(),
         }
     }
 
@@ -216,7 +219,7 @@ impl Delivery {
         let outcome = match result {
             Ok(Ok(())) => {
                 if let Some(source) = facts.config_source {
-                    self.shared.config_accepted();
+                    self.shared.config_accepted(source);
                     // The receiver applied it, whatever became of its
                     // session: it is the last good config now.
                     if let (Some(cache), Some(data), false) =
@@ -247,7 +250,25 @@ impl Delivery {
         };
         if let Err(error) = &outcome {
             match facts.config_source {
-                Some(_) => log::error!("{tag} {error}; the last good config stays in force"),
+                Some(_) => {
+                    // Said of the config in force now, which a rejection
+                    // never changes: none yet, or the last one accepted.
+                    let in_force = if self.shared.lock().config_source.is_some() {
+                        "the last good config stays in force"
+                    } else {
+                        "no config has been applied yet"
+                    };
+                    let line = format!("{error}; {in_force}");
+                    match self.rejections.admit(&line, std::time::Instant::now()) {
+                        Some(0) => log::error!("{tag} {line}"),
+                        Some(held_back) => log::error!(
+                            "{tag} {line} (and {held_back} time(s) more in the last {} s, \
+                             logged at debug)",
+                            super::repeats::REPEAT_INTERVAL.as_secs()
+                        ),
+                        None => log::debug!("{tag} {line} (again)"),
+                    }
+                }
                 None => log::error!("{tag} {error}"),
             }
         }

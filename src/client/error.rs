@@ -39,6 +39,13 @@ pub enum BuildError {
     },
     /// `start()` was called outside a running actix System.
     NoSystem,
+    /// The module declares the `http` transport and an endpoint without an
+    /// HTTP method: the config-service could not route it (isp-kit refuses
+    /// such a declaration at start-up too).
+    EndpointWithoutMethod {
+        /// The endpoint's path.
+        path: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -61,6 +68,11 @@ impl fmt::Display for BuildError {
             Self::Encode { payload, source } => write!(f, "cannot encode the {payload}: {source}"),
             Self::NoSystem => f.write_str(
                 "the client must be started inside a running actix system (e.g. #[actix::main])",
+            ),
+            Self::EndpointWithoutMethod { path } => write!(
+                f,
+                "endpoint {path:?} has no HTTP method, which the http transport needs \
+                 (set EndpointDescriptor::http_method, e.g. \"POST\")"
             ),
         }
     }

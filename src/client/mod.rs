@@ -24,6 +24,7 @@ mod outbox;
 mod pacing;
 mod peer_warnings;
 mod receivers;
+mod repeats;
 mod session;
 mod settings;
 mod status;
@@ -143,6 +144,49 @@ impl ClusterClient {
                     let status = self.shared.lock();
                     if status.state == SessionState::Active {
                         return Ok(());
+                    }
+                    if status.state.is_final() {
+                        return Err(ReadyError::Closed {
+                            status: status.clone(),
+                        });
+                    }
+                }
+                if changed.changed().await.is_err() {
+                    return Err(ReadyError::Closed {
+                        status: self.status(),
+                    });
+                }
+            }
+        };
+        match actix::clock::timeout(timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(ReadyError::TimedOut {
+                after: timeout,
+                status: self.status(),
+            }),
+        }
+    }
+
+    /// Resolves once the receiver applied a config, from any source: a node
+    /// in this session, or the last good config from the
+    /// [cache](ClusterClientBuilder::config_cache), delivered at start-up
+    /// even while every node is down; at once if one was applied. Answers
+    /// where the config in force came from. Fails after `timeout` or as
+    /// soon as the client is closed, with the status of that moment.
+    ///
+    /// [`ready`](Self::ready) waits for "registered" (a session active);
+    /// this waits for "configured", which a module started from its cache
+    /// is long before a node answers: "start from the cache" and "serve
+    /// once configured" together. Go has no counterpart (no cache).
+    #[allow(clippy::result_large_err)]
+    pub async fn config_applied(&self, timeout: Duration) -> Result<ConfigSource, ReadyError> {
+        let mut changed = self.shared.subscribe();
+        let wait = async {
+            loop {
+                {
+                    let status = self.shared.lock();
+                    if let Some(source) = status.config_source {
+                        return Ok(source);
                     }
                     if status.state.is_final() {
                         return Err(ReadyError::Closed {

@@ -10,7 +10,8 @@
 //!  "sessionsStarted":3,"sessionsEstablished":2,"sessionsFailed":1,
 //!  "cacheWritesFailed":0,"configsRejected":1,"newestConfigRejected":true,
 //!  "lastRejection":{"at":"2026-12-01T09:30:00.000Z","source":"server",
-//!                   "reason":"port must be positive"}}
+//!                   "reason":"port must be positive"},
+//!  "configSource":"server"}
 //! ```
 
 use std::fmt;
@@ -163,6 +164,11 @@ pub struct Status {
     pub newest_config_rejected: bool,
     /// The last rejection: when, from where, and the receiver's reason.
     pub last_rejection: Option<Rejection>,
+    /// Where the config in force came from: the source of the last config
+    /// the receiver accepted, `None` until one is (the module runs on its
+    /// defaults). [`ClusterClient::config_applied`](super::ClusterClient::config_applied)
+    /// waits for it.
+    pub config_source: Option<ConfigSource>,
 }
 
 impl Serialize for Status {
@@ -173,7 +179,7 @@ impl Serialize for Status {
             }
             _ => None,
         };
-        let mut s = serializer.serialize_struct("Status", 12)?;
+        let mut s = serializer.serialize_struct("Status", 13)?;
         s.serialize_field("state", &self.state)?;
         s.serialize_field("retryInMs", &retry_in_ms)?;
         s.serialize_field("host", &self.host)?;
@@ -186,6 +192,7 @@ impl Serialize for Status {
         s.serialize_field("configsRejected", &self.configs_rejected)?;
         s.serialize_field("newestConfigRejected", &self.newest_config_rejected)?;
         s.serialize_field("lastRejection", &self.last_rejection)?;
+        s.serialize_field("configSource", &self.config_source)?;
         s.end()
     }
 }
@@ -238,6 +245,7 @@ impl Shared {
                 configs_rejected: 0,
                 newest_config_rejected: false,
                 last_rejection: None,
+                config_source: None,
             }),
             changed: watch::Sender::new(()),
         }
@@ -284,10 +292,17 @@ impl Shared {
         });
     }
 
-    /// The receiver accepted a config.
-    pub(crate) fn config_accepted(&self) {
-        if self.lock().newest_config_rejected {
-            self.update(|s| s.newest_config_rejected = false);
+    /// The receiver accepted a config from `source`.
+    pub(crate) fn config_accepted(&self, source: ConfigSource) {
+        let unchanged = {
+            let s = self.lock();
+            !s.newest_config_rejected && s.config_source == Some(source)
+        };
+        if !unchanged {
+            self.update(|s| {
+                s.newest_config_rejected = false;
+                s.config_source = Some(source);
+            });
         }
     }
 }
@@ -337,6 +352,7 @@ mod tests {
             "configsRejected",
             "newestConfigRejected",
             "lastRejection",
+            "configSource",
         ];
         let mut keys = keys;
         keys.sort_unstable();
@@ -348,5 +364,10 @@ mod tests {
         assert_eq!(json["newestConfigRejected"], true);
         assert_eq!(json["lastRejection"]["source"], "server");
         assert_eq!(json["lastRejection"]["reason"], "port must be positive");
+        assert_eq!(json["configSource"], serde_json::Value::Null);
+        shared.config_accepted(ConfigSource::Cache);
+        let json = serde_json::to_value(&*shared.lock()).unwrap();
+        assert_eq!(json["configSource"], "cache");
+        assert_eq!(json["newestConfigRejected"], false);
     }
 }

@@ -116,6 +116,9 @@ pub struct ClosedSession {
     pub code: Option<u16>,
     /// The close reason the client sent (empty when none).
     pub reason: String,
+    /// When the server read the close frame (tests order it against other
+    /// events, such as the module's own listener closing).
+    pub at: std::time::Instant,
 }
 
 /// Why [`ConfigServer::set_config`] (or the admin API's `PUT

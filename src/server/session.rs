@@ -283,6 +283,7 @@ impl Session {
                         .as_ref()
                         .and_then(|r| r.description.clone())
                         .unwrap_or_default(),
+                    at: std::time::Instant::now(),
                 });
                 // The echo of the module's close frame completes the close
                 // handshake; the TCP connection closes right after it.
