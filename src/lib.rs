@@ -98,9 +98,9 @@ pub use events::*;
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
-    MAX_NESTING,
+    TypedConfigError, MAX_NESTING,
 };
-pub use typed::{config_schema, ConfigChanged, TypedConfig, TypedConfigError, CONFIG_SCHEMA_TITLE};
+pub use typed::{config_schema, ConfigChanged, TypedConfig, CONFIG_SCHEMA_TITLE};
 pub use types::*;
 
 /// The `schemars` this crate derives config schemas with (major version 1),
