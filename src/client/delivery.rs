@@ -26,6 +26,7 @@ use super::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent, Settings,
     Shared,
 };
+use crate::metrics;
 use crate::secrets::safe_receiver_error;
 
 /// Where the outcome of a delivery goes.
@@ -206,11 +207,21 @@ impl Delivery {
         } = sent;
         let tag = self.tag(&origin);
         let result = result.map(Into::into);
-        crate::metrics::delivered(
+        let answer = match &result {
+            Ok(Ok(())) => metrics::Answer::Accepted,
+            Ok(Err(_)) => metrics::Answer::Rejected,
+            Err(MailboxError::Timeout) => metrics::Answer::TimedOut,
+            Err(MailboxError::Closed) => metrics::Answer::Stopped,
+        };
+        let source = match facts.config_source {
+            Some(ConfigSource::Cache) => metrics::Source::Cache,
+            _ => metrics::Source::Server,
+        };
+        metrics::delivered(
             &self.settings.module,
             kind.metered(),
-            facts.config_source.unwrap_or(ConfigSource::Server),
-            &result,
+            source,
+            answer,
             waited,
         );
         let outcome = match result {
