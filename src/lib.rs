@@ -97,8 +97,8 @@ pub use error_chain::ErrorChain;
 pub use events::*;
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
-    hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
-    TypedConfigError, MAX_NESTING,
+    hide_secrets, hide_secrets_in_text, register_secret_substrings, unregister_secret_substrings,
+    HideSecretsError, TypedConfigError, MAX_NESTING,
 };
 pub use typed::{config_schema, ConfigChanged, TypedConfig, CONFIG_SCHEMA_TITLE};
 pub use types::*;

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
-use crate::secrets::{mask_free_text, TypedConfigError};
+use crate::secrets::{hide_secrets_in_text, TypedConfigError};
 use crate::types::RawJson;
 
 /// The title isp-kit gives a module's config schema.
@@ -159,7 +159,7 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
         };
         if let Some(check) = &self.validate {
             if let Err(e) = check(&parsed) {
-                let error = TypedConfigError::Invalid(mask_free_text(&e));
+                let error = TypedConfigError::Invalid(hide_secrets_in_text(&e));
                 return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))));
             }
         }

@@ -3,7 +3,9 @@
 //!
 //! * [`hide_secrets`] masks a JSON document by path ([`document`]);
 //! * free text, a receiver's or a validator's own words, is masked by word
-//!   ([`free_text`]);
+//!   ([`hide_secrets_in_text`]): URL user info ([`userinfo`]), `key=value`
+//!   pairs whose key names a secret, serde's quoted values
+//!   ([`serde_quotes`]);
 //! * a receiver's error becomes text in one place, masked and bounded
 //!   ([`receiver_error`]), and a serde error shows its shape, never its
 //!   values ([`serde_error`], [`config_error`]);
@@ -20,12 +22,14 @@ mod free_text;
 mod log_payload;
 mod receiver_error;
 mod serde_error;
+mod serde_quotes;
 mod substrings;
+mod userinfo;
 
 pub(crate) use bounded::Bounded;
 pub use config_error::TypedConfigError;
 pub use document::{hide_secrets, HideSecretsError, MAX_NESTING};
-pub(crate) use free_text::mask_free_text;
+pub use free_text::hide_secrets_in_text;
 pub(crate) use log_payload::{LogPayload, LOG_PREVIEW_LEN};
 pub(crate) use receiver_error::safe_receiver_error;
 pub(crate) use serde_error::SerdeErrorParts;

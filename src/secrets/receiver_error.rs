@@ -1,7 +1,7 @@
 //! The one place a receiver's error becomes text: masked and bounded once,
 //! for the status, session events, log lines and errors.
 
-use super::{mask_free_text, Bounded, SerdeErrorParts, TypedConfigError};
+use super::{hide_secrets_in_text, Bounded, SerdeErrorParts, TypedConfigError};
 
 /// The most of a receiver's error that a status, an event, a log line or
 /// an error carries (a close frame carries less: 123 bytes).
@@ -18,7 +18,7 @@ pub(crate) const MAX_RECEIVER_ERROR_LEN: usize = 512;
 ///   offending value: `invalid type: string "postgres://u:pw@db"`). When
 ///   one is the source of the error, its message is replaced the same way
 ///   inside the error's text.
-/// * Any other text goes through [`mask_free_text`].
+/// * Any other text goes through [`hide_secrets_in_text`].
 ///
 /// At most [`MAX_RECEIVER_ERROR_LEN`] bytes.
 pub(crate) fn safe_receiver_error(err: &(dyn std::error::Error + 'static)) -> String {
@@ -42,7 +42,7 @@ pub(crate) fn safe_receiver_error(err: &(dyn std::error::Error + 'static)) -> St
         }
         source = cause.source();
     }
-    Bounded(&mask_free_text(&text), MAX_RECEIVER_ERROR_LEN).to_string()
+    Bounded(&hide_secrets_in_text(&text), MAX_RECEIVER_ERROR_LEN).to_string()
 }
 
 #[cfg(test)]

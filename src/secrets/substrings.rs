@@ -8,8 +8,10 @@ const DEFAULT_SUBSTRINGS: [&str; 4] = ["password", "secret", "token", "credentia
 static SUBSTRINGS: LazyLock<RwLock<Vec<String>>> =
     LazyLock::new(|| RwLock::new(DEFAULT_SUBSTRINGS.iter().map(|s| s.to_string()).collect()));
 
-/// Adds substrings (case-insensitive) that mark a JSON path as secret, for
-/// every later call of [`hide_secrets`] in the process.
+/// Adds substrings (case-insensitive) that mark a JSON path (and a word of
+/// free text) as secret, for every later call of
+/// [`hide_secrets`](crate::hide_secrets) and
+/// [`hide_secrets_in_text`](crate::hide_secrets_in_text) in the process.
 pub fn register_secret_substrings<I, S>(substrings: I)
 where
     I: IntoIterator<Item = S>,
