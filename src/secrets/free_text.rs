@@ -45,8 +45,10 @@ const MASK: &str = "***";
 ///   value after its `=` or `:` is masked (`apiToken=***`), and when
 ///   nothing follows the separator in the word, so is the next word
 ///   (`password hunter2` → `password ***`, `Secret: ***`,
-///   `password = ***`, `Authorization: Bearer ***`). A quoted value is
-///   masked to its closing quote (`password="***"`).
+///   `password = ***`, `Authorization: Bearer ***`); a value that looks
+///   like a key itself (`token password hunter2`) is masked with the word
+///   after it. A quoted value is masked to its closing quote
+///   (`password="***"`).
 /// * The shapes in which serde quotes a value (`string "…"`,
 ///   ``integer `…` ``, ``unknown variant `…` `` and the like) have the
 ///   value masked, for text that holds a serde error.
@@ -89,18 +91,22 @@ pub fn hide_secrets_in_text(text: &str) -> String {
             .find(char::is_whitespace)
             .map_or(text.len(), |i| start + i);
         let word = &text[start..end];
+        // `password = x`, `Authorization: Bearer x`: the value is later.
+        if value_next && (word == "=" || word == ":" || is_auth_scheme(word)) {
+            out.push_str(word);
+            pos = end;
+            continue;
+        }
+        let key = key_end(word, &keys);
         if value_next {
-            // `password = x`, `Authorization: Bearer x`: the value is later.
-            if word == "=" || word == ":" || is_auth_scheme(word) {
-                out.push_str(word);
-                pos = end;
-                continue;
-            }
-            value_next = false;
+            // A value that looks like a key (`token password x`, or a
+            // password that holds `secret`) may be either: it is masked,
+            // and so is the word after it.
+            value_next = key.is_some() && !word.starts_with(['"', '\'']);
             pos = mask_value(&text, start, end, &mut out);
             continue;
         }
-        let Some(key_end) = key_end(word, &keys) else {
+        let Some(key_end) = key else {
             mask_user_info(word, &mut out);
             pos = end;
             continue;
@@ -256,6 +262,10 @@ mod tests {
             ("DB_PASSWORD:\thunter2\nnext", "DB_PASSWORD:\t***\nnext"),
             ("password", "password"),
             ("password=", "password="),
+            ("token password hunter2 x", "token *** *** x"),
+            ("secret password=hunter2 x", "secret *** ***"),
+            ("password mysecret1 is short", "password *** *** short"),
+            (r#"apiToken = "Mapikey x" y"#, r#"apiToken = "***" y"#),
         ];
         for (text, masked) in cases {
             assert_eq!(hide_secrets_in_text(text), masked, "{text}");
