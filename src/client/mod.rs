@@ -7,6 +7,7 @@
 //! the cache writer, as long as the client), the session (one connection)
 //! and its parts.
 
+mod answer;
 mod builder;
 mod cache;
 mod connect;

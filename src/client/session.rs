@@ -22,8 +22,9 @@ use actix_http::ws::{self, CloseCode, CloseReason, Frame};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
+use super::answer::{Delivered, Owed};
 use super::connect::Framed;
-use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
+use super::delivery::{Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
@@ -191,10 +192,16 @@ impl Session {
     /// Gives the session up: `reason` is reported (the first one given
     /// wins) and the peer is told with a close frame of `code`.
     fn fail(&mut self, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
+        let frame = close_frame(code, &reason);
+        self.fail_telling(reason, frame, ctx);
+    }
+
+    /// Gives the session up: `reason` is reported (the first one given
+    /// wins), the peer gets `frame` (a close frame that says less).
+    fn fail_telling(&mut self, reason: String, frame: ws::Message, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
             return;
         }
-        let frame = close_frame(code, &reason);
         self.end_reason.get_or_insert(reason);
         self.begin_close(frame, true, ctx);
     }
@@ -389,16 +396,26 @@ impl Session {
             }
             // Logged by delivery; after the handshake it changes nothing.
             Err(_) if self.handshake.is_active() => {}
-            Err(error) => self.fail(error, CloseCode::Error, ctx),
+            // The receiver's words stay here: the config-service is told
+            // what failed.
+            Err(failure) => {
+                let frame = close_frame(CloseCode::Error, failure.told());
+                self.fail_telling(failure.reason(), frame, ctx);
+            }
         }
     }
 
-    /// Hands `item` to the delivery actor.
+    /// Hands `item` to the delivery actor; its answer is owed to this
+    /// session whatever becomes of that actor ([`Owed`]).
     fn offer(&self, event: Cow<'static, str>, item: Item, ctx: &mut Context<Self>) {
+        let kind = match &item {
+            Item::Config(_) => Initial::Config,
+            Item::Routes(_) => Initial::Routes,
+            Item::Hosts(index, _) => Initial::Hosts(*index),
+        };
         self.delivery.do_send(Offer {
             session: self.id,
-            reply: ctx.address().recipient(),
-            event,
+            owed: Owed::new(kind, event, ctx.address().recipient()),
             item,
         });
     }
