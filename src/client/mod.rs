@@ -22,7 +22,7 @@ mod messages;
 mod outage;
 mod outbox;
 mod pacing;
-mod peer_warnings;
+mod peer_lines;
 mod receivers;
 mod session;
 mod settings;

@@ -29,7 +29,7 @@ use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
-use super::peer_warnings::PeerWarnings;
+use super::peer_lines::PeerLines;
 use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
@@ -110,7 +110,10 @@ pub(crate) struct Session {
     delivery: Addr<Delivery>,
     fragments: Reassembler,
     /// Warnings about what the peer sent: a few in full, then counted.
-    peer_warnings: PeerWarnings,
+    peer_warnings: PeerLines,
+    /// The INFO lines with each required module's addresses, bounded the
+    /// same way (by index in the settings' module receivers).
+    address_lines: Vec<PeerLines>,
     heartbeat: Heartbeat,
     /// Set once our close frame is written: nothing is written or delivered
     /// after it.
@@ -147,7 +150,13 @@ impl Session {
         shared: Arc<Shared>,
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
-        let peer_warnings = PeerWarnings::new(session_tag(&settings.module, id, &host));
+        let tag = session_tag(&settings.module, id, &host);
+        let peer_warnings = PeerLines::warnings(tag.clone());
+        let address_lines = settings
+            .module_receivers
+            .iter()
+            .map(|(module, _)| PeerLines::addresses(tag.clone(), module))
+            .collect();
         Session::create(move |ctx| {
             // The sink is polled before the stream, so that a reset while a
             // large write is under way shows as the write error it is.
@@ -169,6 +178,7 @@ impl Session {
                 delivery,
                 fragments: Reassembler::new(settings.read_limit),
                 peer_warnings,
+                address_lines,
                 heartbeat: Heartbeat::default(),
                 closing: None,
                 end_reason: None,
@@ -313,7 +323,7 @@ impl Session {
 
     fn on_ack(&mut self, name: &str, ack_id: u64, text: &[u8], ctx: &mut Context<Self>) {
         let Some(pending) = self.pending.remove(&ack_id) else {
-            self.peer_warnings.warn(format_args!(
+            self.peer_warnings.line(format_args!(
                 "ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
                 Bounded(name, MAX_EVENT_NAME_SHOWN)
             ));
@@ -431,7 +441,7 @@ impl Session {
         let (event, incoming) = match classify(message, required) {
             Ok(classified) => classified,
             Err(e) => {
-                self.peer_warnings.warn(format_args!("{e}; ignored"));
+                self.peer_warnings.line(format_args!("{e}; ignored"));
                 return;
             }
         };
@@ -474,7 +484,7 @@ impl Session {
             }
             Incoming::Unknown => {
                 let shown = Bounded(&event.name, MAX_EVENT_NAME_SHOWN);
-                self.peer_warnings.warn(format_args!(
+                self.peer_warnings.line(format_args!(
                     "unknown event {shown} ({} bytes) ignored",
                     event.data.len()
                 ));
@@ -533,11 +543,12 @@ impl Session {
             return;
         };
         let module = module.clone();
-        log::info!(
-            "{} addresses of {module}: {}",
-            self.tag(),
-            super::messages::ShownHosts(&hosts)
-        );
+        if let Some(lines) = self.address_lines.get_mut(index) {
+            lines.line(format_args!(
+                "addresses of {module}: {}",
+                super::messages::ShownHosts(&hosts)
+            ));
+        }
         crate::metrics::required_module_hosts(&self.settings.module, &module, hosts.len());
         let event: Cow<'static, str> = module_connected_event(&module).into();
         self.offer(
@@ -652,6 +663,7 @@ impl Actor for Session {
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.peer_warnings.finish();
+        self.address_lines.iter_mut().for_each(PeerLines::finish);
         self.delivery.do_send(Withdraw { session: self.id });
         let reason = match (self.closed_by_us, self.end_reason.take()) {
             (true, _) => "closed by the client".to_owned(),
@@ -759,7 +771,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             Frame::Text(data) | Frame::Binary(data) => {
                 if self.fragments.interrupted_by_whole_message() {
                     self.peer_warnings
-                        .warn(format_args!("fragmented message interrupted; dropped"));
+                        .line(format_args!("fragmented message interrupted; dropped"));
                 }
                 self.on_message(data, ctx);
             }
@@ -767,7 +779,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 Ok(Some(message)) => self.on_message(message, ctx),
                 Ok(None) => {}
                 Err(FragmentError::NoFirstFrame) => {
-                    self.peer_warnings.warn(format_args!(
+                    self.peer_warnings.line(format_args!(
                         "continuation frame without a first frame; dropped"
                     ));
                 }
