@@ -199,3 +199,67 @@ impl std::error::Error for PanicsWhenShown {}
 async fn a_delivery_actor_that_dies_answers_its_session_and_the_client_registers_again() {
     goes_on_after(vec![Box::new(PanicsWhenShown)]).await;
 }
+
+#[actix::test]
+async fn a_delivery_actor_that_dies_after_the_handshake_ends_the_session_and_later_configs_arrive()
+{
+    let server = ConfigServer::builder()
+        .config("gateway", json!({"v": 1}))
+        .start()
+        .await
+        .unwrap();
+    let (events, seen) = Recorder::start_new();
+    // Accepts v1, fails v2 with an error that kills the delivery actor,
+    // accepts every config after it.
+    struct Once {
+        accepted: Accepted,
+        failed: bool,
+    }
+    impl Actor for Once {
+        type Context = Context<Self>;
+    }
+    impl Handler<RemoteConfig> for Once {
+        type Result = Result<(), ReceiverError>;
+        fn handle(&mut self, msg: RemoteConfig, _: &mut Context<Self>) -> Self::Result {
+            let config = msg.parse::<Value>()?;
+            if config == json!({"v": 2}) && !self.failed {
+                self.failed = true;
+                return Err(Box::new(PanicsWhenShown));
+            }
+            self.accepted.lock().unwrap().push(config);
+            Ok(())
+        }
+    }
+    let accepted = Accepted::default();
+    let receiver = Once {
+        accepted: accepted.clone(),
+        failed: false,
+    };
+    let client = common::quick_module()
+        .hosts([server.addr().to_string()])
+        .remote_config(receiver.start().recipient())
+        .session_events(events.recipient())
+        .start()
+        .unwrap();
+    client.ready(WAIT).await.unwrap();
+    server.set_config("gateway", json!({"v": 2})).unwrap();
+    // The session could deliver nothing more: it ends, and the next one
+    // delivers v2 again in its handshake, then v3.
+    assert!(
+        wait_until(WAIT, || seen.active_count() == 2).await,
+        "{:?} {:?}",
+        seen.events(),
+        client.status()
+    );
+    server.set_config("gateway", json!({"v": 3})).unwrap();
+    assert!(
+        wait_until(WAIT, || accepted.lock().unwrap().last()
+            == Some(&json!({"v": 3})))
+        .await,
+        "{:?}",
+        accepted.lock().unwrap()
+    );
+    assert!(accepted.lock().unwrap().contains(&json!({"v": 2})));
+    client.close().await;
+    server.stop().await;
+}

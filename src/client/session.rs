@@ -22,7 +22,7 @@ use actix_http::ws::{self, CloseCode, CloseReason, Frame};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
-use super::answer::{Delivered, Owed};
+use super::answer::{Delivered, Owed, Why};
 use super::connect::Framed;
 use super::delivery::{Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
@@ -404,11 +404,17 @@ impl Session {
                 self.handshake.accepted(msg.kind);
                 self.maybe_declare(ctx);
             }
-            // Logged by delivery; after the handshake it changes nothing.
-            Err(_) if self.handshake.is_active() => {}
+            // Logged by delivery; after the handshake a receiver's failure
+            // changes nothing. A lost delivery does: the delivery actor
+            // stopped, and this session could deliver nothing more. Its
+            // end lets the supervisor start a new one and register again.
+            Err(failure) if self.handshake.is_active() && failure.why != Why::Lost => {}
             // The receiver's words stay here: the config-service is told
             // what failed.
             Err(failure) => {
+                if self.handshake.is_active() {
+                    log::error!("{} {}; registering again", self.tag(), failure.reason());
+                }
                 let frame = close_frame(CloseCode::Error, failure.told());
                 self.fail_telling(failure.reason(), frame, ctx);
             }
