@@ -103,10 +103,10 @@ pub use error_chain::ErrorChain;
 pub use events::*;
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
-    hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,
-    MAX_NESTING,
+    hide_secrets, hide_secrets_in_text, register_secret_substrings, unregister_secret_substrings,
+    HideSecretsError, TypedConfigError, MAX_NESTING,
 };
-pub use typed::{ConfigChanged, TypedConfig, TypedConfigError};
+pub use typed::{ConfigChanged, TypedConfig};
 pub use types::*;
 
 /// The `schemars` this crate derives config schemas with (major version 1),

@@ -12,10 +12,7 @@
 
 use std::time::Duration;
 
-use actix::MailboxError;
 use metrics::{counter, gauge, histogram};
-
-use crate::client::{ConfigSource, ReceiverError, SessionState};
 
 /// `isp_cluster_session_state{module,state}`: 1 for the client's current
 /// state, 0 for the others.
@@ -213,33 +210,47 @@ pub const BUCKETS_SECONDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Every state of [`SESSION_STATE`].
-const STATES: [&str; 6] = [
-    "connecting",
-    "handshaking",
-    "active",
-    "backing_off",
-    "closed",
-    "aborted",
-];
+/// A state of [`SESSION_STATE`]: the client's state without its data
+/// (the client maps its own type to it; this layer knows none of the
+/// client's types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Connecting,
+    Handshaking,
+    Active,
+    BackingOff,
+    Closed,
+    Aborted,
+}
 
-fn state_label(state: &SessionState) -> &'static str {
-    match state {
-        SessionState::Connecting => "connecting",
-        SessionState::Handshaking => "handshaking",
-        SessionState::Active => "active",
-        SessionState::BackingOff { .. } => "backing_off",
-        SessionState::Closed => "closed",
-        SessionState::Aborted => "aborted",
+impl State {
+    /// Every state, each a series of [`SESSION_STATE`].
+    const ALL: [State; 6] = [
+        State::Connecting,
+        State::Handshaking,
+        State::Active,
+        State::BackingOff,
+        State::Closed,
+        State::Aborted,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Handshaking => "handshaking",
+            State::Active => "active",
+            State::BackingOff => "backing_off",
+            State::Closed => "closed",
+            State::Aborted => "aborted",
+        }
     }
 }
 
 /// The client entered `state`.
-pub(crate) fn session_state(module: &str, state: &SessionState) {
-    let current = state_label(state);
-    for label in STATES {
-        let value = if label == current { 1.0 } else { 0.0 };
-        gauge!(SESSION_STATE, "module" => module.to_owned(), "state" => label).set(value);
+pub(crate) fn session_state(module: &str, state: State) {
+    for each in State::ALL {
+        let value = if each == state { 1.0 } else { 0.0 };
+        gauge!(SESSION_STATE, "module" => module.to_owned(), "state" => each.label()).set(value);
     }
 }
 
@@ -328,49 +339,71 @@ impl Receiver {
     }
 }
 
+/// How a delivery to a receiver went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The receiver answered `Ok`.
+    Accepted,
+    /// The receiver answered `Err`.
+    Rejected,
+    /// No answer within the receiver's timeout.
+    TimedOut,
+    /// The receiver's mailbox is closed.
+    Stopped,
+}
+
+/// Where a delivered config came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A node of the config-service.
+    Server,
+    /// The config cache on disk.
+    Cache,
+}
+
 /// A receiver answered (or did not): `waited` is the time since the frame
 /// arrived, when known.
 pub(crate) fn delivered(
     module: &str,
     receiver: Receiver,
-    source: ConfigSource,
-    result: &Result<Result<(), ReceiverError>, MailboxError>,
+    source: Source,
+    answer: Answer,
     waited: Option<Duration>,
 ) {
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(_)) => Some("error"),
-        Err(MailboxError::Timeout) => Some("timeout"),
-        Err(MailboxError::Closed) => Some("stopped"),
-    };
     let kind = receiver.label();
     if let Some(waited) = waited {
         histogram!(DELIVERY_SECONDS, "module" => module.to_owned(), "receiver" => kind)
             .record(waited);
     }
+    let failure = match answer {
+        Answer::Accepted => None,
+        Answer::Rejected => Some("error"),
+        Answer::TimedOut => Some("timeout"),
+        Answer::Stopped => Some("stopped"),
+    };
     if let Some(failure) = failure {
         counter!(RECEIVER_FAILURES, "module" => module.to_owned(), "receiver" => kind, "kind" => failure)
             .increment(1);
     }
     if receiver == Receiver::Config {
-        config_outcome(module, source, failure);
+        config_outcome(module, source, answer);
     }
 }
 
-fn config_outcome(module: &str, source: ConfigSource, failure: Option<&'static str>) {
+fn config_outcome(module: &str, source: Source, answer: Answer) {
     let source = match source {
-        ConfigSource::Cache => "cache",
-        _ => "server",
+        Source::Cache => "cache",
+        Source::Server => "server",
     };
-    let outcome = match failure {
-        None => "accepted",
-        Some("error") => "rejected",
-        Some("timeout") => "timeout",
-        Some(_) => "receiver_stopped",
+    let outcome = match answer {
+        Answer::Accepted => "accepted",
+        Answer::Rejected => "rejected",
+        Answer::TimedOut => "timeout",
+        Answer::Stopped => "receiver_stopped",
     };
     counter!(CONFIGS_DELIVERED, "module" => module.to_owned(), "source" => source, "outcome" => outcome)
         .increment(1);
-    if outcome == "rejected" {
+    if answer == Answer::Rejected {
         counter!(CONFIGS_REJECTED, "module" => module.to_owned(), "by" => "receiver").increment(1);
     }
 }

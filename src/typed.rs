@@ -8,6 +8,7 @@ use actix::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
+use crate::secrets::{hide_secrets_in_text, TypedConfigError};
 
 /// A new config for the application, with the one it replaces.
 pub struct ConfigChanged<T> {
@@ -40,90 +41,6 @@ impl<T> fmt::Debug for ConfigChanged<T> {
             .finish_non_exhaustive()
     }
 }
-
-/// Why a [`TypedConfig`] refused a config. Its `Display` (and `Debug`)
-/// never quote a config value: it reaches the status, session events, log
-/// lines and the close frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TypedConfigError {
-    /// The config does not deserialize into the target type.
-    Mismatch {
-        /// The target type's name.
-        type_name: &'static str,
-        /// serde's category: `"data"` (a value of the wrong type or a
-        /// missing field), `"syntax"`, `"eof"` or `"io"`.
-        category: &'static str,
-        /// Where in the document, as `db.port` or `items[2]` (`.` for the
-        /// top level).
-        path: String,
-        /// The line of the offending value (from 1).
-        line: usize,
-        /// The column of the offending value (from 1).
-        column: usize,
-        /// What the target type expected there, as serde describes it
-        /// (`struct Db`, `u32`, `field `limit``), when it says.
-        expected: Option<String>,
-    },
-    /// The validator refused the config; its text after the masker's
-    /// substring rules (see [`TypedConfig::validate`]).
-    Invalid(String),
-}
-
-impl fmt::Display for TypedConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Mismatch {
-                type_name,
-                category,
-                path,
-                line,
-                column,
-                expected,
-            } => {
-                write!(
-                    f,
-                    "config does not match {type_name}: json {category} error at {path} (line {line} column {column})"
-                )?;
-                if let Some(expected) = expected {
-                    write!(f, ", expected {expected}")?;
-                }
-                Ok(())
-            }
-            Self::Invalid(text) => write!(f, "config is invalid: {text}"),
-        }
-    }
-}
-
-impl std::error::Error for TypedConfigError {}
-
-impl TypedConfigError {
-    /// The mismatch of `data` with `T`, or `T` itself.
-    fn parse<T: DeserializeOwned>(data: &[u8]) -> Result<T, Self> {
-        let mut de = serde_json::Deserializer::from_slice(data);
-        let value: T = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| Self::mismatch::<T>(e.path().to_string(), e.inner()))?;
-        // Trailing bytes (never after the client's JSON check).
-        de.end()
-            .map_err(|e| Self::mismatch::<T>(".".to_owned(), &e))?;
-        Ok(value)
-    }
-
-    fn mismatch<T>(path: String, err: &serde_json::Error) -> Self {
-        let parts = crate::secrets::SerdeErrorParts::of(err);
-        Self::Mismatch {
-            type_name: std::any::type_name::<T>(),
-            category: parts.category,
-            path: crate::secrets::Bounded(&path, MAX_PATH_LEN).to_string(),
-            line: parts.line,
-            column: parts.column,
-            expected: parts.expected,
-        }
-    }
-}
-
-/// How much of a JSON path a [`TypedConfigError`] shows.
-const MAX_PATH_LEN: usize = 200;
 
 impl<T: 'static> Message for ConfigChanged<T> {
     type Result = Result<(), ReceiverError>;
@@ -216,7 +133,7 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
         };
         if let Some(check) = &self.validate {
             if let Err(e) = check(&parsed) {
-                let error = TypedConfigError::Invalid(crate::secrets::mask_free_text(&e));
+                let error = TypedConfigError::Invalid(hide_secrets_in_text(&e));
                 return AtomicResponse::new(Box::pin(actix::fut::ready(Err(error.into()))));
             }
         }

@@ -1,6 +1,7 @@
 //! Delivery that holds for the client, not for one session: one delivery
 //! in flight per receiver and latest wins across a failover, the cache
-//! holding what was accepted after its session ended, `close()` waiting
+//! holding what was accepted after its session ended or after its delivery
+//! timed out, `close()` waiting
 //! for that write, rejected configs in the status and its JSON, `ready()`,
 //! and closure receivers. Each against the embedded server over loopback.
 
@@ -204,6 +205,48 @@ async fn close_while_the_receiver_accepts_returns_with_that_config_on_disk() {
     assert_eq!(seen.lock().unwrap().finished.last(), Some(&1));
     assert_eq!(file_json(&path), Some(json!({"v": 1})));
     assert_eq!(client.status().state, SessionState::Closed);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[actix::test]
+async fn a_config_accepted_after_its_timeout_is_cached_unless_a_newer_one_was_accepted_first() {
+    let path = cache_path("late");
+    let server = server_with(json!({"v": 0})).await;
+    let (receiver, seen) = slow_receiver(1);
+    // The receiver takes SLOW over v1, more than its config timeout.
+    let client = common::quick_module()
+        .config_timeout(Duration::from_millis(300))
+        .hosts([server.addr().to_string()])
+        .remote_config(receiver)
+        .config_cache(&path)
+        .start()
+        .unwrap();
+    client.ready(WAIT).await.unwrap();
+    assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"v": 0}))).await);
+
+    // v1 times out, and the receiver applies it afterwards: it runs, so a
+    // cold start must restore it.
+    server.set_config("gateway", json!({"v": 1})).unwrap();
+    assert!(wait_until(WAIT, || seen.lock().unwrap().finished.last() == Some(&1)).await);
+    assert!(
+        wait_until(WAIT, || file_json(&path) == Some(json!({"v": 1}))).await,
+        "the cache holds {:?}, not v1, which the receiver applied late",
+        file_json(&path)
+    );
+
+    // v3 times out; v4 follows and is accepted at once, before v3's late
+    // answer: v4 stays the last good config.
+    seen.lock().unwrap().slow_on = Some(3);
+    server.set_config("gateway", json!({"v": 3})).unwrap();
+    assert!(wait_until(WAIT, || seen.lock().unwrap().handling == [3]).await);
+    actix::clock::sleep(Duration::from_millis(400)).await;
+    server.set_config("gateway", json!({"v": 4})).unwrap();
+    assert!(wait_until(WAIT, || file_json(&path) == Some(json!({"v": 4}))).await);
+    assert!(wait_until(WAIT, || seen.lock().unwrap().finished.ends_with(&[4, 3])).await);
+    actix::clock::sleep(Duration::from_millis(200)).await;
+    assert_eq!(file_json(&path), Some(json!({"v": 4})));
+    client.close().await;
     server.stop().await;
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

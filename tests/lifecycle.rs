@@ -197,11 +197,16 @@ async fn a_rejecting_receiver_is_closed_with_1011_and_nothing_follows_our_close(
         .start()
         .unwrap();
     let ending = ending_of(&endings, 0).await;
-    assert_closed_with(
-        &ending,
-        1011,
+    // The receiver's words stay in the process: the config-service is
+    // told what failed; the status has the words.
+    assert_closed_with(&ending, 1011, "config receiver rejected the config");
+    assert_eq!(ending.reason(), "config receiver rejected the config");
+    assert_last_error_within(
+        &client,
+        WAIT,
         "remote config receiver rejected CONFIG:SEND_CONFIG_WHEN_CONNECTED: limit must be positive",
-    );
+    )
+    .await;
     client.close().await;
 }
 

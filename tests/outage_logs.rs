@@ -1,7 +1,7 @@
 //! Logs fit for operators: while no node answers, one ERROR when the outage
 //! starts, a WARN summary at most every interval, INFO when it ends; a
-//! required module's address changes at INFO; a server that floods the
-//! session with frames it cannot use costs a few WARN lines.
+//! required module's address changes at INFO, a few in full; a server that
+//! floods the session with frames it cannot use costs a few WARN lines.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -286,4 +286,58 @@ async fn a_config_rejected_at_start_is_one_error_line_however_often_it_comes_bac
         errors.len(),
         lines("picky", "INFO").len()
     );
+}
+
+#[actix::test]
+async fn a_server_repeating_a_required_modules_addresses_costs_a_few_info_lines() {
+    capture_logs();
+    let peer = ScriptedPeer::start(|mut conn| async move {
+        if !conn.first_session().await {
+            return;
+        }
+        for i in 0..500 {
+            let hosts = format!(r#"[{{"ip":"10.1.0.{}","port":"9000"}}]"#, i % 250);
+            conn.send_event(&isp_cluster::module_connected_event("billing"), &hosts)
+                .await;
+        }
+        conn.close(1000, "done").await;
+        conn.until_closed().await;
+    })
+    .await;
+    let (rec, seen) = Recorder::start_new();
+    let client = ClusterClient::builder(info("repeated"), ConfigData::default())
+        .hosts([peer.host()])
+        .require_module("billing", rec.recipient())
+        .start()
+        .unwrap();
+    let ended = || !containing("repeated", "INFO", "before the session ended").is_empty();
+    assert!(
+        wait_until(Duration::from_secs(10), ended).await,
+        "{:#?}",
+        lines("repeated", "INFO")
+    );
+    // The updates still reach the receiver: only the log is bounded.
+    assert!(seen.hosts().iter().any(|h| !h.hosts.is_empty()));
+    // In the first session: the handshake's empty list and the first nine
+    // updates in full, the note that further ones are counted, and one
+    // count at the end (the client reconnects at once; its second session
+    // has lines of its own).
+    let first = |text: &str| {
+        containing("repeated", "INFO", text)
+            .into_iter()
+            .filter(|l| l.contains(" session=1 "))
+            .collect::<Vec<_>>()
+    };
+    let shown = first("addresses of billing");
+    assert_eq!(shown.len(), 10, "{shown:#?}");
+    assert_eq!(first("further ones are counted").len(), 1);
+    let summary = first("before the session ended");
+    assert_eq!(summary.len(), 1, "{summary:#?}");
+    assert!(
+        summary[0].contains("491 more address updates of billing"),
+        "{summary:?}"
+    );
+    let all = first("").len();
+    assert!(all <= 16, "{all}: {:#?}", first(""));
+    client.close().await;
 }

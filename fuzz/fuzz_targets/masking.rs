@@ -1,4 +1,4 @@
-//! Differential: the one-pass masker agrees with a plain tree walk over
+//! Differential: the one-pass JSON masker agrees with a plain tree walk over
 //! `serde_json::Value` on every valid document, and never panics.
 #![no_main]
 

@@ -333,7 +333,7 @@ impl de::Error for DeError {
         Self {
             key: None,
             variable: None,
-            problem: crate::secrets::mask_free_text(&msg.to_string()),
+            problem: crate::secrets::hide_secrets_in_text(&msg.to_string()),
             missing: false,
         }
     }

@@ -4,21 +4,31 @@
 //! * one delivery in flight per receiver and latest wins ([`super::lanes`]):
 //!   a session that ends does not cancel a delivery in flight, and the next
 //!   session's snapshots wait behind it;
-//! * the cache holds exactly the last config the receiver accepted,
-//!   whichever session it came from, also one accepted after its session
-//!   ended;
-//! * a rejected config is counted in the status and announced.
+//! * the cache holds the config the receiver accepted last, whichever
+//!   session it came from, also one accepted after its session ended, and
+//!   one the receiver accepted after its delivery timed out (unless a newer
+//!   one was accepted first): a cold start restores the config that runs;
+//! * a rejected config is counted in the status and announced;
+//! * every session hears back about every event it offered ([`Owed`]),
+//!   even when this actor stops: the answer then says the delivery was
+//!   lost, and the supervisor starts a new delivery actor
+//!   ([`ensure_running`]).
 //!
 //! Sessions hand their events over ([`Offer`]) and hear back how each went
-//! ([`Delivered`]), which is what their handshake waits for. What a session
-//! offered and is still waiting when it ends goes with it ([`Withdraw`]).
+//! ([`super::answer::Delivered`]), which is what their handshake waits for.
+//! What a session offered and is still waiting when it ends goes with it
+//! ([`Withdraw`]).
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
+use futures_util::future::{self, Either};
 use tokio::sync::oneshot;
 
+use super::answer::{Failure, Owed, Why};
 use super::cache::{self, CacheWriter, CACHE_FLUSH_TIMEOUT};
 use super::handshake::Initial;
 use super::lanes::{Lane, Snapshot};
@@ -26,15 +36,18 @@ use super::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent, Settings,
     Shared,
 };
+use crate::metrics;
 use crate::secrets::safe_receiver_error;
+
+/// How many configs whose delivery timed out are still awaited for a late
+/// answer at a time; past it the oldest wait is given up. A receiver that
+/// hangs for good costs this many waits, not one per config.
+pub(crate) const MAX_LATE_CONFIG_WAITS: usize = 16;
 
 /// Where the outcome of a delivery goes.
 pub(crate) enum Origin {
     /// The session that offered it.
-    Session {
-        id: u64,
-        reply: Recipient<Delivered>,
-    },
+    Session { id: u64, owed: Owed },
     /// The supervisor's start, waiting for the cached config's answer.
     Start(oneshot::Sender<()>),
 }
@@ -42,6 +55,14 @@ pub(crate) enum Origin {
 impl Origin {
     fn is_session(&self, session: u64) -> bool {
         matches!(self, Origin::Session { id, .. } if *id == session)
+    }
+
+    /// No answer is owed any more (a newer offer replaced this one, or its
+    /// session is gone).
+    fn release(self) {
+        if let Origin::Session { owed, .. } = self {
+            owed.release();
+        }
     }
 }
 
@@ -53,27 +74,16 @@ pub(crate) enum Item {
     Hosts(usize, HostsChanged),
 }
 
-/// Deliver `item` (from `event`) when its receiver is free; a message of
-/// the same receiver still waiting is replaced by it (latest wins).
+/// Deliver `item` when its receiver is free; a message of the same
+/// receiver still waiting is replaced by it (latest wins). `owed` is the
+/// session's answer, and names the event.
 pub(crate) struct Offer {
     pub(crate) session: u64,
-    pub(crate) reply: Recipient<Delivered>,
-    pub(crate) event: Cow<'static, str>,
+    pub(crate) owed: Owed,
     pub(crate) item: Item,
 }
 
 impl Message for Offer {
-    type Result = ();
-}
-
-/// How a delivery offered by a session went: `Err` names the receiver, the
-/// event and why, in safe text.
-pub(crate) struct Delivered {
-    pub(crate) kind: Initial,
-    pub(crate) outcome: Result<(), String>,
-}
-
-impl Message for Delivered {
     type Result = ();
 }
 
@@ -104,6 +114,24 @@ impl Message for Drain {
     type Result = ();
 }
 
+/// `delivery`, or a new delivery actor in its place when it stopped (a
+/// panic in it, say): what it held (messages waiting, the answers it
+/// awaited) is gone, and every session that waited heard so.
+pub(crate) fn ensure_running(
+    delivery: &mut Addr<Delivery>,
+    settings: &Arc<Settings>,
+    shared: &Arc<Shared>,
+) {
+    if delivery.connected() {
+        return;
+    }
+    log::error!(
+        "[module={}] the delivery actor stopped; a new one delivers from the next session on",
+        settings.module
+    );
+    *delivery = Delivery::new(settings.clone(), shared.clone()).start();
+}
+
 pub(crate) struct Delivery {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
@@ -116,6 +144,15 @@ pub(crate) struct Delivery {
     drained: Vec<oneshot::Sender<()>>,
     /// The bound on the ERROR line of a config rejected again and again.
     rejections: super::repeats::Repeats,
+    /// Messages sent to receivers so far: each one's number.
+    sent: u64,
+    /// The number of the newest config the receiver accepted, and of the
+    /// newest it rejected.
+    newest_accepted: u64,
+    newest_rejected: u64,
+    /// Configs whose delivery timed out, awaited for a late answer (by
+    /// number), oldest first.
+    late: VecDeque<(u64, SpawnHandle)>,
 }
 
 impl Delivery {
@@ -156,6 +193,10 @@ impl Delivery {
             closing: false,
             drained: Vec::new(),
             rejections: super::repeats::Repeats::default(),
+            sent: 0,
+            newest_accepted: 0,
+            newest_rejected: 0,
+            late: VecDeque::new(),
         }
     }
 
@@ -169,7 +210,9 @@ impl Delivery {
     }
 
     /// Sends the lane's waiting message unless one is in flight; on the
-    /// answer records the outcome and sends the next.
+    /// answer, or at the receiver's timeout, records the outcome and sends
+    /// the next. A config not answered in time is still awaited
+    /// ([`Delivery::await_late`]).
     fn pump<M, F>(&mut self, kind: Initial, lane_of: F, ctx: &mut Context<Self>)
     where
         M: Snapshot + Outcome,
@@ -178,29 +221,53 @@ impl Delivery {
     {
         let Some(lane) = lane_of(self) else { return };
         let Some(next) = lane.next() else { return };
+        let facts = next.message.facts();
+        // Not bounded by actix's timeout, which would drop the answer: the
+        // timer below ends the wait for the session, the answer is still
+        // heard.
+        let request = Box::pin(lane.recipient.send(next.message));
+        let timer = Box::pin(actix::clock::sleep(lane.timeout));
+        let receiver = lane.name.clone();
+        self.sent += 1;
         let sent = Sent {
+            number: self.sent,
             kind,
-            receiver: lane.name.clone(),
-            facts: next.message.facts(),
+            receiver,
+            facts,
             event: next.event,
             origin: next.origin,
         };
-        let request = lane.recipient.send(next.message).timeout(lane.timeout);
-        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            let waited = lane_of(act).and_then(Lane::done);
-            act.delivered(sent, result, waited);
-            act.pump(kind, lane_of, ctx);
-        }));
+        ctx.spawn(
+            future::select(request, timer)
+                .into_actor(self)
+                .map(move |first, act, ctx| {
+                    let waited = lane_of(act).and_then(Lane::done);
+                    match first {
+                        Either::Left((answer, _)) => {
+                            act.delivered(sent, answer.map(Into::into), waited);
+                        }
+                        Either::Right(((), request)) => {
+                            let late = sent.late();
+                            act.delivered(sent, Err(MailboxError::Timeout), waited);
+                            if let Some(late) = late {
+                                act.await_late(late, request, ctx);
+                            }
+                        }
+                    }
+                    act.pump(kind, lane_of, ctx);
+                }),
+        );
     }
 
     /// Records how `sent` went and tells its origin.
-    fn delivered<R: Into<Result<(), ReceiverError>>>(
+    fn delivered(
         &mut self,
         sent: Sent,
-        result: Result<R, MailboxError>,
+        result: Result<Result<(), ReceiverError>, MailboxError>,
         waited: Option<std::time::Duration>,
     ) {
         let Sent {
+            number,
             kind,
             receiver,
             event,
@@ -208,31 +275,34 @@ impl Delivery {
             facts,
         } = sent;
         let tag = self.tag(&origin);
-        let result = result.map(Into::into);
-        crate::metrics::delivered(
+        let answer = match &result {
+            Ok(Ok(())) => metrics::Answer::Accepted,
+            Ok(Err(_)) => metrics::Answer::Rejected,
+            Err(MailboxError::Timeout) => metrics::Answer::TimedOut,
+            Err(MailboxError::Closed) => metrics::Answer::Stopped,
+        };
+        let source = match facts.config_source {
+            Some(ConfigSource::Cache) => metrics::Source::Cache,
+            _ => metrics::Source::Server,
+        };
+        metrics::delivered(
             &self.settings.module,
             kind.metered(),
-            facts.config_source.unwrap_or(ConfigSource::Server),
-            &result,
+            source,
+            answer,
             waited,
         );
-        let outcome = match result {
+        let why = match result {
             Ok(Ok(())) => {
                 if let Some(source) = facts.config_source {
-                    self.shared.config_accepted(source);
-                    // The receiver applied it, whatever became of its
-                    // session: it is the last good config now.
-                    if let (Some(cache), Some(data), false) =
-                        (&self.cache, facts.config, source == ConfigSource::Cache)
-                    {
-                        cache.offer(data);
-                    }
+                    self.config_accepted(number, source, facts.config);
                 }
-                Ok(())
+                None
             }
             Ok(Err(e)) => {
                 let reason = safe_receiver_error(&*e as &(dyn std::error::Error + 'static));
                 if let Some(source) = facts.config_source {
+                    self.newest_rejected = number;
                     self.shared.config_rejected(source, reason.clone());
                     if let Some(events) = &self.settings.session_events {
                         events.do_send(SessionEvent::ConfigRejected {
@@ -241,14 +311,22 @@ impl Delivery {
                         });
                     }
                 }
-                Err(format!("{receiver} rejected {event}: {reason}"))
+                Some(Why::Rejected(reason))
             }
-            Err(MailboxError::Timeout) => Err(format!("{receiver} timed out on {event}")),
-            Err(MailboxError::Closed) => Err(format!(
-                "{receiver} is stopped (its mailbox is closed); {event} not delivered"
-            )),
+            Err(MailboxError::Timeout) => Some(Why::TimedOut),
+            Err(MailboxError::Closed) => Some(Why::Stopped),
         };
-        if let Err(error) = &outcome {
+        let outcome = match why {
+            None => Ok(()),
+            Some(why) => Err(Failure {
+                kind,
+                why,
+                receiver,
+                event,
+            }),
+        };
+        if let Err(failure) = &outcome {
+            let reason = failure.reason();
             match facts.config_source {
                 Some(_) => {
                     // Said of the config in force now, which a rejection
@@ -258,7 +336,7 @@ impl Delivery {
                     } else {
                         "no config has been applied yet"
                     };
-                    let line = format!("{error}; {in_force}");
+                    let line = format!("{reason}; {in_force}");
                     match self.rejections.admit(&line, std::time::Instant::now()) {
                         Some(0) => log::error!("{tag} {line}"),
                         Some(held_back) => log::error!(
@@ -269,11 +347,11 @@ impl Delivery {
                         None => log::debug!("{tag} {line} (again)"),
                     }
                 }
-                None => log::error!("{tag} {error}"),
+                None => log::error!("{tag} {reason}"),
             }
         }
         match origin {
-            Origin::Session { reply, .. } => reply.do_send(Delivered { kind, outcome }),
+            Origin::Session { owed, .. } => owed.answer(outcome),
             Origin::Start(done) => {
                 if outcome.is_ok() {
                     log::info!("{tag} cached config applied");
@@ -288,24 +366,141 @@ impl Delivery {
         }
     }
 
+    /// The receiver accepted config `number`: unless a newer one was
+    /// accepted first, it is the last good config now, whatever became of
+    /// its session, and a node's goes to the cache.
+    fn config_accepted(&mut self, number: u64, source: ConfigSource, data: Option<bytes::Bytes>) {
+        if number < self.newest_accepted {
+            return;
+        }
+        self.newest_accepted = number;
+        if number > self.newest_rejected {
+            self.shared.config_accepted(source);
+        }
+        if let (Some(cache), Some(data), false) = (&self.cache, data, source == ConfigSource::Cache)
+        {
+            cache.offer(data);
+        }
+    }
+
+    /// Hears the answer to a config whose delivery timed out: the receiver
+    /// may still apply it.
+    fn await_late<M>(
+        &mut self,
+        late: Late,
+        request: std::pin::Pin<Box<RecipientRequest<M>>>,
+        ctx: &mut Context<Self>,
+    ) where
+        M: Message + Send + 'static,
+        M::Result: Send + Into<Result<(), ReceiverError>>,
+    {
+        if self.late.len() >= MAX_LATE_CONFIG_WAITS {
+            if let Some((_, oldest)) = self.late.pop_front() {
+                ctx.cancel_future(oldest);
+            }
+        }
+        let number = late.number;
+        let handle = ctx.spawn(request.into_actor(self).map(move |answer, act, _| {
+            act.late.retain(|(n, _)| *n != number);
+            act.late_answer(late, answer.map(Into::into));
+        }));
+        self.late.push_back((number, handle));
+    }
+
+    fn late_answer(&mut self, late: Late, answer: Result<Result<(), ReceiverError>, MailboxError>) {
+        let Late {
+            number,
+            receiver,
+            event,
+            data,
+            timed_out_at,
+        } = late;
+        let tag = format!("[module={}]", self.settings.module);
+        let after = timed_out_at.elapsed();
+        match answer {
+            Ok(Ok(())) if number < self.newest_accepted => log::info!(
+                "{tag} the {receiver} accepted {event} {after:?} after its timeout; a newer \
+                 config was accepted first and stays the last good one"
+            ),
+            Ok(Ok(())) => {
+                log::info!(
+                    "{tag} the {receiver} accepted {event} {after:?} after its timeout: it is the \
+                     last good config now"
+                );
+                self.config_accepted(number, ConfigSource::Server, Some(data));
+            }
+            Ok(Err(e)) => {
+                let reason = safe_receiver_error(&*e as &(dyn std::error::Error + 'static));
+                log::warn!(
+                    "{tag} the {receiver} rejected {event} {after:?} after its timeout: {reason}"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
     fn offer_config(&mut self, config: RemoteConfig, event: Cow<'static, str>, origin: Origin) {
         let tag = self.tag(&origin);
         let Some(lane) = self.config.as_mut() else {
+            origin.release();
             return;
         };
-        if lane.offer(config, event, origin) {
+        if let Some(replaced) = lane.offer(config, event, origin) {
+            replaced.release();
             log::debug!("{tag} a waiting config was replaced by a newer one (latest wins)");
         }
+    }
+
+    /// Drops the waiting messages whose origin is `gone`: no answer is owed
+    /// for them.
+    fn release_waiting(&mut self, gone: impl Fn(&Origin) -> bool + Copy) {
+        let released = self
+            .config
+            .as_mut()
+            .and_then(|l| l.withdraw(gone))
+            .into_iter()
+            .chain(self.routes.as_mut().and_then(|l| l.withdraw(gone)))
+            .chain(self.hosts.iter_mut().filter_map(|l| l.withdraw(gone)))
+            .collect::<Vec<_>>();
+        released.into_iter().for_each(Origin::release);
     }
 }
 
 /// A message sent to its receiver, what its answer is recorded with.
 struct Sent {
+    /// Its number among the messages sent.
+    number: u64,
     kind: Initial,
     receiver: String,
     event: Cow<'static, str>,
     origin: Origin,
     facts: Facts,
+}
+
+impl Sent {
+    /// What a late answer to it is heard with: for a node's config only
+    /// (a late answer to anything else changes nothing).
+    fn late(&self) -> Option<Late> {
+        match (self.facts.config_source, &self.facts.config) {
+            (Some(ConfigSource::Server), Some(data)) => Some(Late {
+                number: self.number,
+                receiver: self.receiver.clone(),
+                event: self.event.clone(),
+                data: data.clone(),
+                timed_out_at: Instant::now(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A config whose delivery timed out, awaited for the receiver's answer.
+struct Late {
+    number: u64,
+    receiver: String,
+    event: Cow<'static, str>,
+    data: bytes::Bytes,
+    timed_out_at: Instant,
 }
 
 /// What to remember about a message after it was sent.
@@ -344,33 +539,40 @@ impl Handler<Offer> for Delivery {
 
     fn handle(&mut self, msg: Offer, ctx: &mut Context<Self>) {
         if self.closing {
+            // The client is closing: so is the session, which no longer
+            // waits.
+            msg.owed.release();
             return;
         }
+        let event = msg.owed.event().clone();
         let origin = Origin::Session {
             id: msg.session,
-            reply: msg.reply,
+            owed: msg.owed,
         };
+        let tag = self.tag(&origin);
         match msg.item {
             Item::Config(config) => {
-                self.offer_config(config, msg.event, origin);
+                self.offer_config(config, event, origin);
                 self.pump(Initial::Config, |d| d.config.as_mut(), ctx);
             }
             Item::Routes(routes) => {
-                let tag = self.tag(&origin);
                 let Some(lane) = self.routes.as_mut() else {
+                    origin.release();
                     return;
                 };
-                if lane.offer(routes, msg.event, origin) {
+                if let Some(replaced) = lane.offer(routes, event, origin) {
+                    replaced.release();
                     log::debug!("{tag} a waiting routing table was replaced (latest wins)");
                 }
                 self.pump(Initial::Routes, |d| d.routes.as_mut(), ctx);
             }
             Item::Hosts(index, hosts) => {
-                let tag = self.tag(&origin);
                 let Some(lane) = self.hosts.get_mut(index) else {
+                    origin.release();
                     return;
                 };
-                if lane.offer(hosts, msg.event, origin) {
+                if let Some(replaced) = lane.offer(hosts, event, origin) {
+                    replaced.release();
                     log::debug!("{tag} waiting addresses replaced (latest wins)");
                 }
                 self.pump(Initial::Hosts(index), move |d| d.hosts.get_mut(index), ctx);
@@ -383,16 +585,7 @@ impl Handler<Withdraw> for Delivery {
     type Result = ();
 
     fn handle(&mut self, msg: Withdraw, _: &mut Context<Self>) {
-        let gone = |o: &Origin| o.is_session(msg.session);
-        if let Some(lane) = self.config.as_mut() {
-            lane.withdraw(gone);
-        }
-        if let Some(lane) = self.routes.as_mut() {
-            lane.withdraw(gone);
-        }
-        for lane in &mut self.hosts {
-            lane.withdraw(gone);
-        }
+        self.release_waiting(|o| o.is_session(msg.session));
     }
 }
 
@@ -433,15 +626,7 @@ impl Handler<Drain> for Delivery {
 
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         self.closing = true;
-        if let Some(lane) = self.config.as_mut() {
-            lane.clear();
-        }
-        if let Some(lane) = self.routes.as_mut() {
-            lane.clear();
-        }
-        for lane in &mut self.hosts {
-            lane.clear();
-        }
+        self.release_waiting(|_| true);
         let (done, idle) = oneshot::channel();
         if self.config.as_ref().is_some_and(|l| l.busy()) {
             self.drained.push(done);

@@ -95,16 +95,18 @@ where
         }
     }
 
-    /// Queues `message`; a message still waiting is replaced by it
-    /// (`true` then).
-    pub(crate) fn offer(&mut self, mut message: M, event: Cow<'static, str>, origin: O) -> bool {
-        let replaced = match self.waiting.take() {
-            Some(older) => {
-                message.replaces(older.message);
-                true
-            }
-            None => false,
-        };
+    /// Queues `message`; a message still waiting is replaced by it, and
+    /// the origin of the replaced one is returned.
+    pub(crate) fn offer(
+        &mut self,
+        mut message: M,
+        event: Cow<'static, str>,
+        origin: O,
+    ) -> Option<O> {
+        let replaced = self.waiting.take().map(|older| {
+            message.replaces(older.message);
+            older.origin
+        });
         self.waiting = Some(Waiting {
             message,
             event,
@@ -137,18 +139,20 @@ where
         self.in_flight_arrived.take().map(|at| at.elapsed())
     }
 
-    /// Drops the waiting message if `gone` says its origin is gone.
-    pub(crate) fn withdraw(&mut self, gone: impl Fn(&O) -> bool) {
-        if self.waiting.as_ref().is_some_and(|w| gone(&w.origin)) {
-            self.waiting = None;
-            self.arrived = None;
+    /// Drops the waiting message if `gone` says its origin is gone; returns
+    /// that origin.
+    pub(crate) fn withdraw(&mut self, gone: impl Fn(&O) -> bool) -> Option<O> {
+        if !self.waiting.as_ref().is_some_and(|w| gone(&w.origin)) {
+            return None;
         }
+        self.clear()
     }
 
-    /// Drops the waiting message (the client is closing).
-    pub(crate) fn clear(&mut self) {
-        self.waiting = None;
+    /// Drops the waiting message (the client is closing); returns its
+    /// origin.
+    pub(crate) fn clear(&mut self) -> Option<O> {
         self.arrived = None;
+        self.waiting.take().map(|w| w.origin)
     }
 }
 
@@ -171,20 +175,34 @@ mod tests {
     #[actix::test]
     async fn latest_wins_and_keeps_initial_while_one_is_in_flight() {
         let mut lane = Lane::new("r".into(), Sink.start().recipient(), Duration::from_secs(1));
-        assert!(!lane.offer(RemoteConfig::new(&b"{\"v\":1}"[..], true), "a".into(), 1));
+        assert!(lane
+            .offer(RemoteConfig::new(&b"{\"v\":1}"[..], true), "a".into(), 1)
+            .is_none());
         let first = lane.next().expect("idle lane sends at once");
         assert_eq!(first.message.as_bytes(), b"{\"v\":1}");
         assert!(lane.next().is_none(), "nothing waits");
-        assert!(!lane.offer(RemoteConfig::new(&b"{\"v\":2}"[..], true), "b".into(), 1));
-        assert!(lane.offer(RemoteConfig::new(&b"{\"v\":3}"[..], false), "c".into(), 2));
-        assert!(lane.offer(RemoteConfig::new(&b"{\"v\":4}"[..], false), "d".into(), 2));
+        let offer = |lane: &mut Lane<RemoteConfig, i32>, v: i32, initial, event: &str, origin| {
+            let data = format!("{{\"v\":{v}}}");
+            lane.offer(
+                RemoteConfig::new(data.into_bytes(), initial),
+                event.to_owned().into(),
+                origin,
+            )
+        };
+        assert_eq!(offer(&mut lane, 2, true, "b", 1), None);
+        assert_eq!(
+            offer(&mut lane, 3, false, "c", 2),
+            Some(1),
+            "v2's origin is handed back"
+        );
+        assert_eq!(offer(&mut lane, 4, false, "d", 3), Some(2));
         assert!(lane.next().is_none(), "one in flight at a time");
         assert!(lane.done().is_some(), "the first frame's arrival is known");
         let newest = lane.next().expect("the newest waits");
         assert_eq!(newest.message.as_bytes(), b"{\"v\":4}");
         assert_eq!(newest.event, "d");
         assert_eq!(
-            newest.origin, 2,
+            newest.origin, 3,
             "the outcome goes to the newest offer's origin"
         );
         assert!(
@@ -201,9 +219,9 @@ mod tests {
         lane.offer(RemoteConfig::new(&b"{}"[..], true), "a".into(), 1);
         let _in_flight = lane.next().expect("sent");
         lane.offer(RemoteConfig::new(&b"{}"[..], false), "b".into(), 1);
-        lane.withdraw(|o| *o == 2);
+        assert_eq!(lane.withdraw(|o| *o == 2), None);
         assert!(lane.busy());
-        lane.withdraw(|o| *o == 1);
+        assert_eq!(lane.withdraw(|o| *o == 1), Some(1));
         lane.done();
         assert!(
             lane.next().is_none(),

@@ -7,6 +7,7 @@
 //! the cache writer, as long as the client), the session (one connection)
 //! and its parts.
 
+mod answer;
 mod builder;
 mod cache;
 mod connect;
@@ -22,7 +23,7 @@ mod messages;
 mod outage;
 mod outbox;
 mod pacing;
-mod peer_warnings;
+mod peer_lines;
 mod receivers;
 mod repeats;
 mod session;

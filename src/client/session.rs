@@ -22,13 +22,14 @@ use actix_http::ws::{self, CloseCode, CloseReason, Frame};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 
+use super::answer::{Delivered, Owed, Why};
 use super::connect::Framed;
-use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
+use super::delivery::{Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
-use super::peer_warnings::PeerWarnings;
+use super::peer_lines::PeerLines;
 use super::{HostsChanged, RemoteConfig, RoutesChanged, SessionState, Settings, Shared};
 use crate::etp::ws::{message_for, FragmentError, Reassembler};
 use crate::etp::Event;
@@ -109,7 +110,10 @@ pub(crate) struct Session {
     delivery: Addr<Delivery>,
     fragments: Reassembler,
     /// Warnings about what the peer sent: a few in full, then counted.
-    peer_warnings: PeerWarnings,
+    peer_warnings: PeerLines,
+    /// The INFO lines with each required module's addresses, bounded the
+    /// same way (by index in the settings' module receivers).
+    address_lines: Vec<PeerLines>,
     heartbeat: Heartbeat,
     /// Set once our close frame is written: nothing is written or delivered
     /// after it.
@@ -149,7 +153,13 @@ impl Session {
         shared: Arc<Shared>,
     ) -> Addr<Session> {
         let (sink, stream) = framed.split();
-        let peer_warnings = PeerWarnings::new(session_tag(&settings.module, id, &host));
+        let tag = session_tag(&settings.module, id, &host);
+        let peer_warnings = PeerLines::warnings(tag.clone());
+        let address_lines = settings
+            .module_receivers
+            .iter()
+            .map(|(module, _)| PeerLines::addresses(tag.clone(), module))
+            .collect();
         Session::create(move |ctx| {
             // The sink is polled before the stream, so that a reset while a
             // large write is under way shows as the write error it is.
@@ -171,6 +181,7 @@ impl Session {
                 delivery,
                 fragments: Reassembler::new(settings.read_limit),
                 peer_warnings,
+                address_lines,
                 heartbeat: Heartbeat::default(),
                 closing: None,
                 end_reason: None,
@@ -195,10 +206,16 @@ impl Session {
     /// Gives the session up: `reason` is reported (the first one given
     /// wins) and the peer is told with a close frame of `code`.
     fn fail(&mut self, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
+        let frame = close_frame(code, &reason);
+        self.fail_telling(reason, frame, ctx);
+    }
+
+    /// Gives the session up: `reason` is reported (the first one given
+    /// wins), the peer gets `frame` (a close frame that says less).
+    fn fail_telling(&mut self, reason: String, frame: ws::Message, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
             return;
         }
-        let frame = close_frame(code, &reason);
         self.end_reason.get_or_insert(reason);
         self.begin_close(frame, true, ctx);
     }
@@ -310,7 +327,7 @@ impl Session {
 
     fn on_ack(&mut self, name: &str, ack_id: u64, text: &[u8], ctx: &mut Context<Self>) {
         let Some(pending) = self.pending.remove(&ack_id) else {
-            self.peer_warnings.warn(format_args!(
+            self.peer_warnings.line(format_args!(
                 "ignoring {} #{ack_id}: no emit awaits it (late or unknown)",
                 Bounded(name, MAX_EVENT_NAME_SHOWN)
             ));
@@ -398,18 +415,34 @@ impl Session {
                 self.handshake.accepted(msg.kind);
                 self.maybe_declare(ctx);
             }
-            // Logged by delivery; after the handshake it changes nothing.
-            Err(_) if self.handshake.is_active() => {}
-            Err(error) => self.fail(error, CloseCode::Error, ctx),
+            // Logged by delivery; after the handshake a receiver's failure
+            // changes nothing. A lost delivery does: the delivery actor
+            // stopped, and this session could deliver nothing more. Its
+            // end lets the supervisor start a new one and register again.
+            Err(failure) if self.handshake.is_active() && failure.why != Why::Lost => {}
+            // The receiver's words stay here: the config-service is told
+            // what failed.
+            Err(failure) => {
+                if self.handshake.is_active() {
+                    log::error!("{} {}; registering again", self.tag(), failure.reason());
+                }
+                let frame = close_frame(CloseCode::Error, failure.told());
+                self.fail_telling(failure.reason(), frame, ctx);
+            }
         }
     }
 
-    /// Hands `item` to the delivery actor.
+    /// Hands `item` to the delivery actor; its answer is owed to this
+    /// session whatever becomes of that actor ([`Owed`]).
     fn offer(&self, event: Cow<'static, str>, item: Item, ctx: &mut Context<Self>) {
+        let kind = match &item {
+            Item::Config(_) => Initial::Config,
+            Item::Routes(_) => Initial::Routes,
+            Item::Hosts(index, _) => Initial::Hosts(*index),
+        };
         self.delivery.do_send(Offer {
             session: self.id,
-            reply: ctx.address().recipient(),
-            event,
+            owed: Owed::new(kind, event, ctx.address().recipient()),
             item,
         });
     }
@@ -425,7 +458,7 @@ impl Session {
         let (event, incoming) = match classify(message, required) {
             Ok(classified) => classified,
             Err(e) => {
-                self.peer_warnings.warn(format_args!("{e}; ignored"));
+                self.peer_warnings.line(format_args!("{e}; ignored"));
                 return;
             }
         };
@@ -468,7 +501,7 @@ impl Session {
             }
             Incoming::Unknown => {
                 let shown = Bounded(&event.name, MAX_EVENT_NAME_SHOWN);
-                self.peer_warnings.warn(format_args!(
+                self.peer_warnings.line(format_args!(
                     "unknown event {shown} ({} bytes) ignored",
                     event.data.len()
                 ));
@@ -527,11 +560,12 @@ impl Session {
             return;
         };
         let module = module.clone();
-        log::info!(
-            "{} addresses of {module}: {}",
-            self.tag(),
-            super::messages::ShownHosts(&hosts)
-        );
+        if let Some(lines) = self.address_lines.get_mut(index) {
+            lines.line(format_args!(
+                "addresses of {module}: {}",
+                super::messages::ShownHosts(&hosts)
+            ));
+        }
         crate::metrics::required_module_hosts(&self.settings.module, &module, hosts.len());
         let event: Cow<'static, str> = module_connected_event(&module).into();
         self.offer(
@@ -650,6 +684,7 @@ impl Actor for Session {
     fn stopped(&mut self, _: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.peer_warnings.finish();
+        self.address_lines.iter_mut().for_each(PeerLines::finish);
         self.delivery.do_send(Withdraw { session: self.id });
         let reason = match (self.closed_by_us, self.end_reason.take()) {
             (true, _) => "closed by the client".to_owned(),
@@ -757,7 +792,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             Frame::Text(data) | Frame::Binary(data) => {
                 if self.fragments.interrupted_by_whole_message() {
                     self.peer_warnings
-                        .warn(format_args!("fragmented message interrupted; dropped"));
+                        .line(format_args!("fragmented message interrupted; dropped"));
                 }
                 self.on_message(data, ctx);
             }
@@ -765,7 +800,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 Ok(Some(message)) => self.on_message(message, ctx),
                 Ok(None) => {}
                 Err(FragmentError::NoFirstFrame) => {
-                    self.peer_warnings.warn(format_args!(
+                    self.peer_warnings.line(format_args!(
                         "continuation frame without a first frame; dropped"
                     ));
                 }

@@ -65,6 +65,19 @@ impl SessionState {
     pub fn is_final(&self) -> bool {
         matches!(self, Self::Closed | Self::Aborted)
     }
+
+    /// The state as its metric's label knows it.
+    pub(crate) fn metered(&self) -> crate::metrics::State {
+        use crate::metrics::State;
+        match self {
+            Self::Connecting => State::Connecting,
+            Self::Handshaking => State::Handshaking,
+            Self::Active => State::Active,
+            Self::BackingOff { .. } => State::BackingOff,
+            Self::Closed => State::Closed,
+            Self::Aborted => State::Aborted,
+        }
+    }
 }
 
 /// A phrase for sentences: "connecting", "waiting 315 ms before the next
@@ -229,7 +242,7 @@ impl Shared {
     /// metered ([`crate::metrics::SESSION_STATE`]).
     pub(crate) fn for_module(module: String) -> Self {
         if !module.is_empty() {
-            crate::metrics::session_state(&module, &SessionState::Connecting);
+            crate::metrics::session_state(&module, SessionState::Connecting.metered());
         }
         Self {
             module,
@@ -267,7 +280,7 @@ impl Shared {
 
     pub(crate) fn set_state(&self, state: SessionState, host: Option<&str>) {
         if !self.module.is_empty() {
-            crate::metrics::session_state(&self.module, &state);
+            crate::metrics::session_state(&self.module, state.metered());
         }
         self.update(|s| {
             s.state = state;

@@ -14,7 +14,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::connect::connect;
-use super::delivery::{DeliverCached, Delivery, Drain};
+use super::delivery::{ensure_running, DeliverCached, Delivery, Drain};
 use super::outage::OutageLog;
 use super::pacing::{Outcome, Pacing};
 use super::session::{session_tag, CloseSession, Reports, Session, SessionActive, SessionEnded};
@@ -95,6 +95,9 @@ impl Supervisor {
         if self.closing || self.hosts.is_empty() {
             return;
         }
+        // A delivery actor that stopped (its sessions heard so) is replaced
+        // before the next session offers it anything.
+        ensure_running(&mut self.delivery, &self.settings, &self.shared);
         let host = self.hosts[self.next_host % self.hosts.len()].clone();
         self.next_host = (self.next_host + 1) % self.hosts.len();
         self.session_seq += 1;

@@ -1,56 +1,18 @@
-//! Secret masking for anything that may reach a log line, and the one place
-//! a receiver's error becomes text ([`safe_receiver_error`]).
-//!
-//! [`hide_secrets`] walks every leaf of a JSON document with its dotted path
-//! (object keys and array indices joined by `.`). When the lower-cased path
-//! contains a registered substring (by default `password`, `secret`, `token`,
-//! `credentials`), the leaf becomes the string `"***"`, unless it is the empty
-//! string. Unlike the Go client, the rest of the document is kept as it was
-//! written (key order, spacing), and the document is never re-built as a
-//! tree: the masker copies the input and splices over the secret leaves.
+//! Masking a JSON document: [`hide_secrets`] walks every leaf with its
+//! dotted path (object keys and array indices joined by `.`). When the
+//! lower-cased path contains a registered substring (by default `password`,
+//! `secret`, `token`, `credentials`), the leaf becomes the string `"***"`,
+//! unless it is the empty string. Unlike the Go client, the rest of the
+//! document is kept as it was written (key order, spacing), and the document
+//! is never re-built as a tree: the masker copies the input and splices over
+//! the secret leaves.
 
 use std::fmt;
-use std::sync::{LazyLock, RwLock};
 
+use super::substrings;
 use crate::json::{json_text, JsonError};
 
-const DEFAULT_SUBSTRINGS: [&str; 4] = ["password", "secret", "token", "credentials"];
 const MASK: &[u8] = b"\"***\"";
-
-/// How much of a masked payload a log line shows.
-pub(crate) const LOG_PREVIEW_LEN: usize = 4096;
-
-static SUBSTRINGS: LazyLock<RwLock<Vec<String>>> =
-    LazyLock::new(|| RwLock::new(DEFAULT_SUBSTRINGS.iter().map(|s| s.to_string()).collect()));
-
-/// Adds substrings (case-insensitive) that mark a JSON path as secret, for
-/// every later call of [`hide_secrets`] in the process.
-pub fn register_secret_substrings<I, S>(substrings: I)
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    let mut list = SUBSTRINGS.write().unwrap_or_else(|e| e.into_inner());
-    for s in substrings {
-        let s = s.as_ref().to_lowercase();
-        if !s.is_empty() && !list.contains(&s) {
-            list.push(s);
-        }
-    }
-}
-
-/// Removes substrings registered before (the defaults included).
-pub fn unregister_secret_substrings<I, S>(substrings: I)
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    let mut list = SUBSTRINGS.write().unwrap_or_else(|e| e.into_inner());
-    for s in substrings {
-        let s = s.as_ref().to_lowercase();
-        list.retain(|have| *have != s);
-    }
-}
 
 /// The deepest nesting of arrays and objects [`hide_secrets`] walks.
 pub const MAX_NESTING: usize = 512;
@@ -109,275 +71,10 @@ pub fn hide_secrets(json: &[u8]) -> Result<Vec<u8>, HideSecretsError> {
         JsonError::Utf8(e) => HideSecretsError::NotUtf8(e),
         JsonError::Syntax(e) => HideSecretsError::InvalidJson(e),
     })?;
-    let substrings = SUBSTRINGS.read().unwrap_or_else(|e| e.into_inner());
+    let substrings = substrings::current();
     Masker::new(json, &substrings)
         .run()
         .ok_or(HideSecretsError::TooDeep)
-}
-
-/// A config or schema payload made safe for a log line: secrets masked, at
-/// most [`LOG_PREVIEW_LEN`] bytes shown, and nothing but the size of a payload
-/// that is not a JSON object (the Go client logs unparseable payloads raw;
-/// and a top-level string or number has no path to match, so it could be a
-/// secret itself).
-pub(crate) struct LogPayload<'a>(pub(crate) &'a [u8]);
-
-impl fmt::Display for LogPayload<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let first = self
-            .0
-            .iter()
-            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-        if first != Some(&b'{') {
-            return match json_text(self.0) {
-                Ok(_) => write!(f, "<{} bytes hidden: not a json object>", self.0.len()),
-                Err(_) => write!(f, "<{} bytes hidden: not valid json>", self.0.len()),
-            };
-        }
-        match hide_secrets(self.0) {
-            Ok(masked) => {
-                // Masking replaces whole values of UTF-8 input, so the
-                // output is UTF-8; cut it on a char boundary.
-                let text = String::from_utf8_lossy(&masked);
-                let mut shown = text.len().min(LOG_PREVIEW_LEN);
-                while !text.is_char_boundary(shown) {
-                    shown -= 1;
-                }
-                f.write_str(&text[..shown])?;
-                if masked.len() > shown {
-                    write!(f, "… ({} more bytes)", masked.len() - shown)?;
-                }
-                Ok(())
-            }
-            Err(_) => write!(f, "<{} bytes hidden: not valid json>", self.0.len()),
-        }
-    }
-}
-
-/// The most of a receiver's error that a status, an event, a log line or
-/// an error carries (a close frame carries less: 123 bytes).
-pub(crate) const MAX_RECEIVER_ERROR_LEN: usize = 512;
-
-/// A receiver's error as text that is safe for the status, session events,
-/// log lines and the close frame: the one place this happens, so that
-/// masking and bounding happen once.
-///
-/// * [`crate::TypedConfigError`] is shown as it is: its `Display` never
-///   quotes a config value.
-/// * A `serde_json::Error` is shown by its category, line and column and
-///   the type serde expected, never serde's message (it quotes the
-///   offending value: `invalid type: string "postgres://u:pw@db"`). When
-///   one is the source of the error, its message is replaced the same way
-///   inside the error's text.
-/// * Any other text goes through [`mask_free_text`].
-///
-/// At most [`MAX_RECEIVER_ERROR_LEN`] bytes.
-pub(crate) fn safe_receiver_error(err: &(dyn std::error::Error + 'static)) -> String {
-    if let Some(typed) = err.downcast_ref::<crate::typed::TypedConfigError>() {
-        return Bounded(&typed.to_string(), MAX_RECEIVER_ERROR_LEN).to_string();
-    }
-    if let Some(serde) = err.downcast_ref::<serde_json::Error>() {
-        return Bounded(
-            &SerdeErrorParts::of(serde).to_string(),
-            MAX_RECEIVER_ERROR_LEN,
-        )
-        .to_string();
-    }
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(serde) = cause.downcast_ref::<serde_json::Error>() {
-            let parts = SerdeErrorParts::of(serde);
-            text = text.replace(&serde.to_string(), &parts.to_string());
-            text = text.replace(&parts.message, &parts.to_string());
-        }
-        source = cause.source();
-    }
-    Bounded(&mask_free_text(&text), MAX_RECEIVER_ERROR_LEN).to_string()
-}
-
-/// What of a `serde_json::Error` is safe to show: the category, the
-/// position and what serde expected (from the target type, not the
-/// config). `message` is serde's own text, kept to be replaced, never shown.
-pub(crate) struct SerdeErrorParts {
-    pub(crate) category: &'static str,
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-    pub(crate) expected: Option<String>,
-    message: String,
-}
-
-/// How much of serde's "expected …" a safe error shows.
-const MAX_EXPECTED_LEN: usize = 200;
-
-impl SerdeErrorParts {
-    pub(crate) fn of(err: &serde_json::Error) -> Self {
-        use serde_json::error::Category;
-        let category = match err.classify() {
-            Category::Io => "io",
-            Category::Syntax => "syntax",
-            Category::Data => "data",
-            Category::Eof => "eof",
-        };
-        let (line, column) = (err.line(), err.column());
-        let full = err.to_string();
-        let suffix = format!(" at line {line} column {column}");
-        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
-        // The names in "missing field `x`" come from the target type; what
-        // follows the last ", expected " is the visitor's description of
-        // the type (a quoted value, if any, comes before it).
-        let expected = if let Some(field) = message.strip_prefix("missing field ") {
-            Some(format!("field {field}"))
-        } else {
-            message
-                .rfind(", expected ")
-                .map(|i| message[i + ", expected ".len()..].to_owned())
-        };
-        let expected = expected.map(|e| Bounded(&e, MAX_EXPECTED_LEN).to_string());
-        Self {
-            category,
-            line,
-            column,
-            expected,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for SerdeErrorParts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "json {} error at line {} column {}",
-            self.category, self.line, self.column
-        )?;
-        if let Some(expected) = &self.expected {
-            write!(f, ", expected {expected}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Free text (a receiver's own error message) with the masker's rules
-/// applied to words instead of JSON paths:
-///
-/// * a word that contains a registered substring (`password`, `token`, …,
-///   case-insensitive) is a key: what is glued to it after `=` or `:` is
-///   replaced by `***`, and when nothing is glued to it, so is the next
-///   word (`password hunter2` → `password ***`);
-/// * the shapes in which serde quotes a value (`string "…"`, `integer `…``,
-///   `floating point `…``, `character `…``, `variant `…``, `field `…``
-///   after `unknown`) have the value replaced by `***`, for a receiver that
-///   turned a serde error into a string itself.
-pub(crate) fn mask_free_text(text: &str) -> String {
-    let text = mask_serde_quotes(text);
-    let substrings = SUBSTRINGS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = String::with_capacity(text.len());
-    let mut mask_next = false;
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if word.is_empty() {
-            continue;
-        }
-        if mask_next {
-            out.push_str("***");
-            mask_next = false;
-            continue;
-        }
-        let lower = word.to_lowercase();
-        let Some(end) = substrings
-            .iter()
-            .filter_map(|s| lower.find(s.as_str()).map(|at| at + s.len()))
-            .min()
-        else {
-            out.push_str(word);
-            continue;
-        };
-        // `lower` has the byte length of `word` for ASCII; for other text
-        // mask the whole word rather than guess an offset.
-        if lower.len() != word.len() {
-            out.push_str("***");
-            continue;
-        }
-        match word[end..].find(['=', ':']) {
-            Some(sep) if end + sep + 1 < word.len() => {
-                out.push_str(&word[..end + sep + 1]);
-                out.push_str("***");
-            }
-            _ => {
-                out.push_str(word);
-                mask_next = true;
-            }
-        }
-    }
-    out
-}
-
-/// Replaces the values in serde's quoting shapes with `***`.
-fn mask_serde_quotes(text: &str) -> String {
-    const SHAPES: [(&str, char); 7] = [
-        ("string \"", '"'),
-        ("integer `", '`'),
-        ("floating point `", '`'),
-        ("character `", '`'),
-        ("unknown variant `", '`'),
-        ("unknown field `", '`'),
-        ("byte array `", '`'),
-    ];
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    loop {
-        let next = SHAPES
-            .iter()
-            .filter_map(|(open, close)| rest.find(open).map(|at| (at, *open, *close)))
-            .min_by_key(|(at, _, _)| *at);
-        let Some((at, open, close)) = next else {
-            out.push_str(rest);
-            return out;
-        };
-        let value_start = at + open.len();
-        out.push_str(&rest[..value_start]);
-        // Find the closing quote, skipping escaped ones (serde quotes
-        // strings with Rust's Debug escaping).
-        let mut end = None;
-        let mut escaped = false;
-        for (i, c) in rest[value_start..].char_indices() {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' && close == '"' {
-                escaped = true;
-            } else if c == close {
-                end = Some(value_start + i);
-                break;
-            }
-        }
-        out.push_str("***");
-        match end {
-            Some(end) => rest = &rest[end..],
-            None => return out,
-        }
-    }
-}
-
-/// Text cut to at most `.1` bytes on a character boundary, saying how much
-/// was left out: for names and texts from the network or user code that a
-/// log line, an ack or an error carries.
-pub(crate) struct Bounded<'a>(pub(crate) &'a str, pub(crate) usize);
-
-impl fmt::Display for Bounded<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Bounded(text, max) = *self;
-        if text.len() <= max {
-            return f.write_str(text);
-        }
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        write!(f, "{}… ({} more bytes)", &text[..end], text.len() - end)
-    }
 }
 
 /// A scanner over JSON that is known to be valid. It keeps the lower-cased
@@ -689,6 +386,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::{register_secret_substrings, unregister_secret_substrings};
     use serde_json::{json, Value};
 
     fn mask(v: &Value) -> Value {
@@ -812,129 +510,11 @@ mod tests {
     }
 
     #[test]
-    fn log_payload_never_shows_unparseable_bytes() {
-        let shown = LogPayload(b"password=hunter2").to_string();
-        assert_eq!(shown, "<16 bytes hidden: not valid json>");
-        let shown = LogPayload(br#"{"password":"hunter2"}"#).to_string();
-        assert_eq!(shown, r#"{"password":"***"}"#);
-        let shown = LogPayload(br#"{"password":"hunter2""#).to_string();
-        assert_eq!(shown, "<21 bytes hidden: not valid json>");
-        let shown = LogPayload(br#" "password=hunter2" "#).to_string();
-        assert_eq!(shown, "<20 bytes hidden: not a json object>");
-        let shown = LogPayload(b"{\"a\":\"\xff\xfe\"}").to_string();
-        assert_eq!(shown, "<10 bytes hidden: not valid json>");
-        let shown = LogPayload(br#"["hunter2"]"#).to_string();
-        assert_eq!(shown, "<11 bytes hidden: not a json object>");
-    }
-
-    #[test]
-    fn log_payload_is_bounded() {
-        let big = json!({ "items": vec!["x".repeat(100); 1000], "token": "t" });
-        let shown = LogPayload(&serde_json::to_vec(&big).unwrap()).to_string();
-        assert!(shown.len() < LOG_PREVIEW_LEN + 64, "{}", shown.len());
-        assert!(
-            shown.ends_with("more bytes)"),
-            "{}",
-            &shown[shown.len() - 40..]
-        );
-    }
-
-    #[test]
     fn deep_nesting_does_not_overflow() {
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
         let err = hide_secrets(deep.as_bytes()).unwrap_err();
         assert!(matches!(err, HideSecretsError::TooDeep), "{err}");
         let ok = "[".repeat(MAX_NESTING) + &"]".repeat(MAX_NESTING);
         assert_eq!(hide_secrets(ok.as_bytes()).unwrap(), ok.as_bytes());
-    }
-
-    #[test]
-    fn free_text_hides_what_follows_a_secret_word() {
-        assert_eq!(
-            mask_free_text("db password hunter2 is too short"),
-            "db password *** is too short"
-        );
-        assert_eq!(
-            mask_free_text("apiToken=abc123 rejected"),
-            "apiToken=*** rejected"
-        );
-        assert_eq!(
-            mask_free_text("Secret: s3 and more"),
-            "Secret: *** and more"
-        );
-        assert_eq!(
-            mask_free_text("limit must be positive"),
-            "limit must be positive"
-        );
-        assert_eq!(
-            mask_free_text(r#"invalid type: string "pg://u:pw\"x@db", expected struct Db"#),
-            r#"invalid type: string "***", expected struct Db"#
-        );
-        assert_eq!(
-            mask_free_text("unknown variant `hunter2`, expected one of `a`, `b`"),
-            "unknown variant `***`, expected one of `a`, `b`"
-        );
-        assert_eq!(
-            mask_free_text("integer `42` and string \"open"),
-            "integer `***` and string \"***"
-        );
-    }
-
-    #[test]
-    fn serde_errors_show_category_position_and_expected_type_only() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Db {
-            host: String,
-        }
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Config {
-            db: Db,
-            limit: u32,
-        }
-        let err = serde_json::from_str::<Config>(r#"{"db":"pg://u:hunter2@db"}"#).unwrap_err();
-        let shown = safe_receiver_error(&err);
-        assert_eq!(
-            shown,
-            "json data error at line 1 column 25, expected struct Db"
-        );
-        let err = serde_json::from_str::<Config>(r#"{"db":{"host":"h"}}"#).unwrap_err();
-        assert_eq!(
-            safe_receiver_error(&err),
-            "json data error at line 1 column 19, expected field `limit`"
-        );
-        // A serde error as the source of the receiver's own error.
-        #[derive(Debug)]
-        struct Wrapped(serde_json::Error);
-        impl fmt::Display for Wrapped {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "cannot apply: {}", self.0)
-            }
-        }
-        impl std::error::Error for Wrapped {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let err = serde_json::from_str::<Config>(r#"{"db":"pg://u:hunter2@db"}"#).unwrap_err();
-        let shown = safe_receiver_error(&Wrapped(err));
-        assert_eq!(
-            shown,
-            "cannot apply: json data error at line 1 column 25, expected struct Db"
-        );
-    }
-
-    #[test]
-    fn receiver_errors_are_bounded() {
-        let long: Box<dyn std::error::Error + Send + Sync> = "x".repeat(10_000).into();
-        let shown = safe_receiver_error(&*long);
-        assert!(
-            shown.len() <= MAX_RECEIVER_ERROR_LEN + 32,
-            "{}",
-            shown.len()
-        );
-        assert!(shown.ends_with("(9488 more bytes)"), "{shown}");
-        assert_eq!(Bounded("ééé", 3).to_string(), "é… (4 more bytes)");
     }
 }
