@@ -25,6 +25,7 @@ use futures_util::stream::{SplitSink, StreamExt};
 use super::connect::Framed;
 use super::delivery::{Delivered, Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
+use super::end_reason::EndReason;
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
@@ -66,9 +67,13 @@ impl Message for SessionActive {
     type Result = ();
 }
 
-/// A session (or a connection attempt) ended.
+/// A session ended (the supervisor makes one for a connection attempt that
+/// failed, too).
 pub(crate) struct SessionEnded {
     pub(crate) id: u64,
+    /// Why, as a type: what the metrics and the pacing read.
+    pub(crate) end: EndReason,
+    /// Why, in words (naming hosts, perhaps quoting the server).
     pub(crate) reason: String,
     /// How long it had been active, if it became active.
     pub(crate) active_for: Option<Duration>,
@@ -114,7 +119,8 @@ pub(crate) struct Session {
     /// Set once our close frame is written: nothing is written or delivered
     /// after it.
     closing: Option<Closing>,
-    end_reason: Option<String>,
+    /// Why the session ends, once that is known (the first one wins).
+    end_reason: Option<(EndReason, String)>,
     /// When `MODULE:READY` was acknowledged.
     active_since: Option<Instant>,
     /// `close()` asked for this end.
@@ -188,14 +194,14 @@ impl Session {
 
     // ---- ending -------------------------------------------------------------
 
-    /// Gives the session up: `reason` is reported (the first one given
-    /// wins) and the peer is told with a close frame of `code`.
-    fn fail(&mut self, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
+    /// Gives the session up: `end` and `reason` are reported (the first
+    /// one given wins) and the peer is told with a close frame of `code`.
+    fn fail(&mut self, end: EndReason, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
         if self.closing.is_some() {
             return;
         }
         let frame = close_frame(code, &reason);
-        self.end_reason.get_or_insert(reason);
+        self.end_reason.get_or_insert((end, reason));
         self.begin_close(frame, true, ctx);
     }
 
@@ -261,7 +267,7 @@ impl Session {
             self.outbox.discard_unsent();
             let reason =
                 format!("peer is not reading: over {limit} bytes written and not taken ({unsent})");
-            self.fail(reason, CloseCode::Policy, ctx);
+            self.fail(EndReason::PeerNotReading, reason, CloseCode::Policy, ctx);
             return;
         }
         self.outbox.queued(&message);
@@ -298,7 +304,7 @@ impl Session {
             if act.pending.remove(&ack_id).is_some() {
                 crate::metrics::ack_timeout(&act.settings.module, event);
                 let reason = format!("no ack for {event} within {timeout:?}");
-                act.fail(reason, CloseCode::Error, ctx);
+                act.fail(EndReason::AckTimeout, reason, CloseCode::Error, ctx);
             }
         });
         self.pending.insert(ack_id, PendingAck { event, timer });
@@ -320,7 +326,7 @@ impl Session {
                 pending.event,
                 Bounded(&text, MAX_SERVER_TEXT_SHOWN)
             );
-            self.fail(reason, CloseCode::Error, ctx);
+            self.fail(EndReason::AckRefused, reason, CloseCode::Error, ctx);
             return;
         }
         log::debug!("{} ack {} ok", self.tag(), pending.event);
@@ -353,7 +359,7 @@ impl Session {
         ctx.run_later(wait, move |act, ctx| {
             if act.handshake.config_missing() {
                 let reason = format!("no {CONFIG_SEND_CONFIG_WHEN_CONNECTED} within {wait:?}");
-                act.fail(reason, CloseCode::Error, ctx);
+                act.fail(EndReason::InitialTimeout, reason, CloseCode::Error, ctx);
             }
         });
         let wait = self.settings.initial_wait;
@@ -366,7 +372,8 @@ impl Session {
                 }
                 Some(Initial::Config) => CONFIG_SEND_CONFIG_WHEN_CONNECTED.to_owned(),
             };
-            act.fail(format!("no {event} within {wait:?}"), CloseCode::Error, ctx);
+            let reason = format!("no {event} within {wait:?}");
+            act.fail(EndReason::InitialTimeout, reason, CloseCode::Error, ctx);
         });
     }
 
@@ -389,7 +396,7 @@ impl Session {
             }
             // Logged by delivery; after the handshake it changes nothing.
             Err(_) if self.handshake.is_active() => {}
-            Err(error) => self.fail(error, CloseCode::Error, ctx),
+            Err(error) => self.fail(EndReason::ReceiverError, error, CloseCode::Error, ctx),
         }
     }
 
@@ -451,7 +458,7 @@ impl Session {
                     log::error!("{} server sent {name}: {text}", self.tag());
                 } else {
                     let reason = format!("server sent {name}: {text}");
-                    self.fail(reason, CloseCode::Error, ctx);
+                    self.fail(EndReason::ServerError, reason, CloseCode::Error, ctx);
                     return;
                 }
             }
@@ -481,7 +488,7 @@ impl Session {
         if self.handshake.is_active() {
             log::error!("{} {error}; the last good state stays in force", self.tag());
         } else {
-            self.fail(error, CloseCode::Error, ctx);
+            self.fail(EndReason::BadPayload, error, CloseCode::Error, ctx);
         }
     }
 
@@ -551,7 +558,8 @@ impl Session {
                     // for an answer that will not come.
                     let reason = format!("no pong within {timeout:?}: connection lost");
                     let frame = close_frame(CloseCode::Error, &reason);
-                    act.end_reason.get_or_insert(reason);
+                    act.end_reason
+                        .get_or_insert((EndReason::PongTimeout, reason));
                     act.begin_close(frame, false, ctx);
                 }
             });
@@ -580,18 +588,24 @@ impl Session {
             None => (1005, String::new()),
         };
         let note = self.pending_note();
-        let end = if code == 1000 {
+        let (end, why) = if code == 1000 {
             log::info!("{} server closed the session (1000) {text}", self.tag());
-            format!("server closed the session normally (1000) {text}{note}")
+            (
+                EndReason::ServerClosedNormally,
+                format!("server closed the session normally (1000) {text}{note}"),
+            )
         } else {
             log::error!(
                 "{} server closed the session with {code}: {text}",
                 self.tag()
             );
-            format!("server closed the session with {code}: {text}{note}")
+            (
+                EndReason::ServerClosed,
+                format!("server closed the session with {code}: {text}{note}"),
+            )
         };
         self.end_reason
-            .get_or_insert_with(|| end.trim_end().to_owned());
+            .get_or_insert_with(|| (end, why.trim_end().to_owned()));
         // Echo it (RFC 6455 §5.5.1); the server closes TCP after that, so
         // stop once the echo is flushed.
         self.begin_close(echo(reason.as_ref()), false, ctx);
@@ -603,7 +617,6 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::metrics::session_started(&self.settings.module);
         self.heartbeat(ctx);
         let schema = self.settings.schema_payload.clone();
         let requirements = self.settings.requirements_payload.clone();
@@ -636,13 +649,14 @@ impl Actor for Session {
         LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.peer_warnings.finish();
         self.delivery.do_send(Withdraw { session: self.id });
-        let reason = match (self.closed_by_us, self.end_reason.take()) {
-            (true, _) => "closed by the client".to_owned(),
-            (false, Some(reason)) => reason,
-            (false, None) => "session stopped".to_owned(),
+        let (end, reason) = match (self.closed_by_us, self.end_reason.take()) {
+            (true, _) => (EndReason::ClosedByClient, "closed by the client".to_owned()),
+            (false, Some(end)) => end,
+            (false, None) => (EndReason::Stopped, "session stopped".to_owned()),
         };
         self.reports.ended.do_send(SessionEnded {
             id: self.id,
+            end,
             reason,
             active_for: self.active_since.map(|since| since.elapsed()),
             closed_by_us: self.closed_by_us,
@@ -686,7 +700,8 @@ impl WriteHandler<ws::ProtocolError> for Session {
     fn error(&mut self, err: ws::ProtocolError, _: &mut Context<Self>) -> Running {
         let reason = format!("cannot write to the connection: {err}");
         log::debug!("{} {reason}", self.tag());
-        self.end_reason.get_or_insert(reason);
+        self.end_reason
+            .get_or_insert((EndReason::ConnectionLost, reason));
         // Nothing can be written any more; `finished` follows and stops.
         self.closing.get_or_insert_with(|| Closing::new(false));
         Running::Stop
@@ -719,18 +734,20 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             Err(ws::ProtocolError::Overflow) => {
                 let limit = self.settings.read_limit;
                 let reason = format!("message over the read limit of {limit} bytes");
-                self.fail(reason, CloseCode::Size, ctx);
+                self.fail(EndReason::ReadLimit, reason, CloseCode::Size, ctx);
                 return;
             }
             Err(ws::ProtocolError::Io(e)) => {
                 // The connection is gone: there is nobody to say goodbye to.
                 let reason = format!("connection lost: {e}{}", self.pending_note());
-                self.end_reason.get_or_insert(reason);
+                self.end_reason
+                    .get_or_insert((EndReason::ConnectionLost, reason));
                 self.stop_now(ctx);
                 return;
             }
             Err(e) => {
                 self.fail(
+                    EndReason::ProtocolError,
                     format!("websocket protocol error: {e}"),
                     CloseCode::Protocol,
                     ctx,
@@ -755,6 +772,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                     ));
                 }
                 Err(FragmentError::OverLimit(limit)) => self.fail(
+                    EndReason::ReadLimit,
                     format!("fragmented message over the read limit of {limit} bytes"),
                     CloseCode::Size,
                     ctx,
@@ -784,7 +802,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 "connection lost: closed without a close frame{}",
                 self.pending_note()
             );
-            self.end_reason = Some(reason);
+            self.end_reason = Some((EndReason::ConnectionLost, reason));
         }
         self.stop_now(ctx);
     }
