@@ -18,18 +18,24 @@ use metrics::{counter, gauge, histogram};
 /// state, 0 for the others.
 pub const SESSION_STATE: &str = "isp_cluster_session_state";
 /// `isp_cluster_connect_attempts_total{module,outcome}`: connection attempts
-/// (TCP, TLS, WebSocket upgrade) by outcome: `connected`, `timeout`,
-/// `upgrade_refused` (the upgrade answered with an HTTP error) or `failed`
-/// (TCP refused or reset, TLS, DNS…).
+/// (TCP, TLS, WebSocket upgrade) that came to an outcome: `connected`,
+/// `timeout`, `upgrade_refused` (the upgrade answered with an HTTP error) or
+/// `failed` (TCP refused or reset, TLS, DNS…). Their sum is
+/// `Status::connect_attempts`.
 pub const CONNECT_ATTEMPTS: &str = "isp_cluster_connect_attempts_total";
 /// `isp_cluster_sessions_started_total{module}`: sessions whose connection
-/// was upgraded (the handshake began).
+/// was upgraded (the handshake began); `Status::sessions_started`.
 pub const SESSIONS_STARTED: &str = "isp_cluster_sessions_started_total";
 /// `isp_cluster_sessions_established_total{module}`: sessions whose
-/// `MODULE:READY` was acknowledged.
+/// `MODULE:READY` was acknowledged; `Status::sessions_established`.
 pub const SESSIONS_ESTABLISHED: &str = "isp_cluster_sessions_established_total";
-/// `isp_cluster_sessions_ended_total{module,reason}`: sessions that ended,
-/// by the class of the reason (see the README's table for the classes).
+/// `isp_cluster_sessions_failed_total{module}`: sessions that started and
+/// ended before their `MODULE:READY` was acknowledged, other than by the
+/// client's own close; `Status::sessions_failed`.
+pub const SESSIONS_FAILED: &str = "isp_cluster_sessions_failed_total";
+/// `isp_cluster_sessions_ended_total{module,reason}`: sessions that ended
+/// (after they started, whether or not they were established), by the
+/// class of the reason (see the README's table for the classes).
 pub const SESSIONS_ENDED: &str = "isp_cluster_sessions_ended_total";
 /// `isp_cluster_session_ready_seconds{module}`: from the start of a
 /// connection attempt to its `MODULE:READY` acknowledgement.
@@ -254,21 +260,10 @@ pub(crate) fn session_state(module: &str, state: State) {
     }
 }
 
-/// A connection attempt ended (`Err` carries its reason text).
-pub(crate) fn connect_attempt(module: &str, result: Result<(), &str>) {
-    let outcome = connect_outcome(result);
+/// A connection attempt came to `outcome` (`connected`, or the label of
+/// its failure).
+pub(crate) fn connect_attempt(module: &str, outcome: &'static str) {
     counter!(CONNECT_ATTEMPTS, "module" => module.to_owned(), "outcome" => outcome).increment(1);
-}
-
-/// The outcome label of a connection attempt, from the reason texts of
-/// connect.rs.
-fn connect_outcome(result: Result<(), &str>) -> &'static str {
-    match result {
-        Ok(()) => "connected",
-        Err(reason) if reason.contains(" within ") => "timeout",
-        Err(reason) if reason.contains("upgrade refused") => "upgrade_refused",
-        Err(_) => "failed",
-    }
 }
 
 /// A connection was upgraded: the session's handshake begins.
@@ -282,43 +277,15 @@ pub(crate) fn session_established(module: &str, ready_after: Duration) {
     histogram!(SESSION_READY_SECONDS, "module" => module.to_owned()).record(ready_after);
 }
 
-/// A session ended with `reason` (the text the status shows).
-pub(crate) fn session_ended(module: &str, reason: &str) {
-    let class = end_reason_class(reason);
-    counter!(SESSIONS_ENDED, "module" => module.to_owned(), "reason" => class).increment(1);
+/// A session ended before it was established, not by the client.
+pub(crate) fn session_failed(module: &str) {
+    counter!(SESSIONS_FAILED, "module" => module.to_owned()).increment(1);
 }
 
-/// The class of a session's end, from the reason texts the session writes
-/// (session.rs, connect.rs): a bounded label instead of the text, which may
-/// name hosts and servers' words.
-pub(crate) fn end_reason_class(reason: &str) -> &'static str {
-    const CLASSES: [(&str, &str); 13] = [
-        ("closed by the client", "closed"),
-        ("server closed the session normally", "server_closed"),
-        ("server closed the session with", "server_close_error"),
-        ("no ack for", "ack_timeout"),
-        ("server refused", "ack_refused"),
-        ("no pong within", "pong_timeout"),
-        ("server sent", "server_error"),
-        ("over the read limit", "read_limit"),
-        ("websocket protocol error", "protocol_error"),
-        ("connection lost", "connection_lost"),
-        ("cannot write to the connection", "connection_lost"),
-        ("rejected", "receiver_error"),
-        ("timed out on", "receiver_error"),
-    ];
-    if let Some((_, class)) = CLASSES.iter().find(|(text, _)| reason.contains(text)) {
-        return class;
-    }
-    if reason.contains("mailbox is closed") {
-        "receiver_error"
-    } else if reason.starts_with("no ") && reason.contains(" within ") {
-        "initial_timeout"
-    } else if reason.contains("json") || reason.contains("JSON") {
-        "bad_payload"
-    } else {
-        "other"
-    }
+/// A session ended; `class` is its reason's label (a bounded set, never
+/// the text, which may name hosts and quote servers).
+pub(crate) fn session_ended(module: &str, class: &'static str) {
+    counter!(SESSIONS_ENDED, "module" => module.to_owned(), "reason" => class).increment(1);
 }
 
 /// Which receiver a delivery went to.
@@ -491,6 +458,7 @@ mod tests {
             CONNECT_ATTEMPTS,
             SESSIONS_STARTED,
             SESSIONS_ESTABLISHED,
+            SESSIONS_FAILED,
             SESSIONS_ENDED,
             CONFIGS_DELIVERED,
             CONFIGS_REJECTED,
@@ -513,86 +481,5 @@ mod tests {
         assert!(counters.iter().all(|n| n.ends_with("_total")));
         assert!(gauges.iter().all(|n| !n.ends_with("_total")));
         assert!(HISTOGRAMS.iter().all(|n| n.ends_with("_seconds")));
-    }
-
-    #[test]
-    fn connect_outcomes_follow_the_reasons_connect_writes() {
-        let cases = [
-            (Ok(()), "connected"),
-            (
-                Err("cannot connect to h:1: no websocket upgrade within 5s"),
-                "timeout",
-            ),
-            (
-                Err("cannot connect to h:1: no tls handshake and websocket upgrade within 5s"),
-                "timeout",
-            ),
-            (
-                Err("cannot connect to h:1: websocket upgrade refused with HTTP 404 Not Found"),
-                "upgrade_refused",
-            ),
-            (
-                Err("cannot connect to h:1: Connection refused (os error 111)"),
-                "failed",
-            ),
-            (
-                Err("cannot connect to h:1: tls: certificate expired"),
-                "failed",
-            ),
-        ];
-        for (result, outcome) in cases {
-            assert_eq!(connect_outcome(result), outcome, "{result:?}");
-        }
-    }
-
-    #[test]
-    fn every_reason_the_client_writes_has_its_class() {
-        let cases = [
-            ("closed by the client", "closed"),
-            (
-                "server closed the session normally (1000) bye",
-                "server_closed",
-            ),
-            (
-                "server closed the session with 1011: boom",
-                "server_close_error",
-            ),
-            ("no ack for MODULE:READY within 1s", "ack_timeout"),
-            ("server refused MODULE:READY: no", "ack_refused"),
-            ("no pong within 3s: connection lost", "pong_timeout"),
-            ("server sent ERROR_CONFIG: bad", "server_error"),
-            ("message over the read limit of 1024 bytes", "read_limit"),
-            (
-                "fragmented message over the read limit of 1024 bytes",
-                "read_limit",
-            ),
-            ("websocket protocol error: x", "protocol_error"),
-            (
-                "connection lost: closed without a close frame",
-                "connection_lost",
-            ),
-            ("cannot write to the connection: x", "connection_lost"),
-            (
-                "remote config receiver rejected CONFIG:X: no",
-                "receiver_error",
-            ),
-            ("routes receiver timed out on CONFIG:Y", "receiver_error"),
-            (
-                "routes receiver is stopped (its mailbox is closed); X not delivered",
-                "receiver_error",
-            ),
-            (
-                "no CONFIG:SEND_CONFIG_WHEN_CONNECTED within 6s",
-                "initial_timeout",
-            ),
-            (
-                "CONFIG:SEND_CONFIG_CHANGED: not valid json: eof",
-                "bad_payload",
-            ),
-            ("session stopped", "other"),
-        ];
-        for (reason, class) in cases {
-            assert_eq!(end_reason_class(reason), class, "{reason}");
-        }
     }
 }

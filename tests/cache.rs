@@ -224,7 +224,7 @@ async fn a_cache_from_one_run_is_delivered_by_the_next_within_100_ms_while_every
     assert_eq!(cached.config, first_config);
     assert_eq!(cached.source, ConfigSource::Cache);
     assert!(cached.initial, "the first config of the process");
-    assert!(wait_until(WAIT, || client.status().sessions_failed >= 2).await);
+    assert!(wait_until(WAIT, || client.status().connect_attempts >= 2).await);
     let status = client.healthcheck().unwrap_err().status;
     assert_ne!(status.state, SessionState::Active);
     assert_eq!(status.sessions_established, 0);

@@ -492,7 +492,7 @@ async fn close_is_a_normal_closure_for_the_server() {
 }
 
 #[actix::test]
-async fn with_every_host_down_each_is_tried_once_a_round_of_down_retry() {
+async fn with_every_host_down_each_is_tried_once_per_down_retry() {
     common::init_logs();
     // Two ports nobody listens on: every connection is refused.
     let dead: Vec<String> = (0..2)
@@ -515,36 +515,20 @@ async fn with_every_host_down_each_is_tried_once_a_round_of_down_retry() {
     let events = seen.timed_events();
     let attempts = events.len();
     // A refused connection costs the node nothing: the other host is tried
-    // at once. Once both refused, the next round waits down_retry x
-    // [1, 1.6] (200 to 320 ms), however long the outage: 6 to 10 rounds fit
-    // in 2 s; a busy loop would make thousands, the backoff of failing
+    // at once, and the refused one again after down_retry x [1, 1.6]
+    // (200 to 320 ms), however long the outage: 6 to 10 attempts per host
+    // fit in 2 s; a busy loop would make thousands, the backoff of failing
     // nodes (50 ms growing) about 40.
-    let rounds = events
-        .iter()
-        .filter(
-            |(_, e)| matches!(e, SessionEvent::Inactive { retry_in, .. } if !retry_in.is_zero()),
-        )
-        .count();
-    assert!((5..=10).contains(&rounds), "{rounds} rounds in {window:?}");
-    let mut hosts = Vec::new();
-    for (i, pair) in events.windows(2).enumerate() {
-        let gap = pair[1].0 - pair[0].0;
-        let SessionEvent::Inactive { retry_in, .. } = &pair[0].1 else {
-            panic!("{events:?}");
-        };
-        if i % 2 == 0 {
-            // The first host of a round refused: the second is tried now.
-            assert!(retry_in.is_zero(), "{i}: {retry_in:?}");
-            assert!(gap < Duration::from_millis(100), "{i}: {gap:?}");
-        } else {
-            assert!(*retry_in >= down_retry, "{retry_in:?}");
-            assert!(*retry_in <= down_retry.mul_f64(1.6), "{retry_in:?}");
-            assert!(
-                gap + Duration::from_millis(5) >= *retry_in,
-                "{gap:?} < {retry_in:?}"
-            );
-        }
-    }
+    let (SessionEvent::Inactive { retry_in, .. }, Some((second, _))) =
+        (&events[0].1, events.get(1))
+    else {
+        panic!("{events:?}");
+    };
+    assert!(retry_in.is_zero(), "the other host at once: {retry_in:?}");
+    assert!(
+        *second - events[0].0 < Duration::from_millis(100),
+        "{events:?}"
+    );
     for (_, event) in &events {
         let SessionEvent::Inactive { host, reason, .. } = event else {
             panic!("{events:?}");
@@ -553,20 +537,21 @@ async fn with_every_host_down_each_is_tried_once_a_round_of_down_retry() {
             reason.starts_with(&format!("cannot connect to {host}")),
             "{reason}"
         );
-        hosts.push(host.clone());
     }
-    // Round-robin over both hosts.
-    assert!(hosts.windows(2).all(|w| w[0] != w[1]), "{hosts:?}");
-    // Each host at most once per down_retry.
     for host in &dead {
         let times: Vec<Instant> = events
             .iter()
             .filter(|(_, e)| matches!(e, SessionEvent::Inactive { host: h, .. } if h == host))
             .map(|(t, _)| *t)
             .collect();
+        assert!((5..=10).contains(&times.len()), "{host}: {times:?}");
+        // Each host at most once per down_retry; back within 1.6 of it
+        // (plus what a loaded machine adds).
         for w in times.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(gap + Duration::from_millis(5) >= down_retry, "{times:?}");
             assert!(
-                w[1] - w[0] + Duration::from_millis(5) >= down_retry,
+                gap <= down_retry.mul_f64(1.6) + Duration::from_millis(150),
                 "{times:?}"
             );
         }
@@ -577,7 +562,9 @@ async fn with_every_host_down_each_is_tried_once_a_round_of_down_retry() {
         SessionState::BackingOff { .. } | SessionState::Connecting
     ));
     assert_eq!(status.sessions_established, 0);
-    assert!(status.sessions_failed as usize >= attempts);
+    // Refused attempts: no session ever started, so none failed.
+    assert!(status.connect_attempts as usize >= attempts);
+    assert_eq!((status.sessions_started, status.sessions_failed), (0, 0));
     client.close().await;
 }
 

@@ -93,7 +93,7 @@ async fn an_outage_is_one_error_a_few_summaries_and_one_info() {
         .unwrap();
     let started = Instant::now();
     actix::clock::sleep(Duration::from_millis(1000)).await;
-    let attempts = client.status().sessions_started;
+    let attempts = client.status().connect_attempts;
     assert!(attempts >= 10, "only {attempts} attempts");
 
     // One ERROR for the whole outage, not one per attempt.

@@ -8,6 +8,7 @@ use actix_tls::connect::{Connection, ConnectorService};
 use awc::http::Uri;
 use awc::BoxedSocket;
 
+use super::end_reason::EndReason;
 use super::Settings;
 use crate::etp::ws::LimitedCodec;
 
@@ -59,24 +60,24 @@ impl<'a> Endpoint<'a> {
 pub(crate) struct ConnectFailure {
     /// What went wrong, naming the host.
     pub(crate) reason: String,
-    /// The node is down: the connection was refused, the host is
-    /// unreachable or its name does not resolve. Trying it cost it nothing,
-    /// unlike an attempt that reached it (paced apart: `pacing.rs`).
-    pub(crate) refused: bool,
+    /// Which way it failed: [`EndReason::NodeDown`] when the connection was
+    /// refused, the host is unreachable or its name does not resolve
+    /// (trying it cost the node nothing, unlike an attempt that reached it:
+    /// paced apart, `pacing.rs`).
+    pub(crate) end: EndReason,
 }
 
-impl From<String> for ConnectFailure {
-    fn from(reason: String) -> Self {
-        Self {
-            reason,
-            refused: false,
-        }
+impl ConnectFailure {
+    fn new(end: EndReason, reason: String) -> Self {
+        Self { reason, end }
     }
 }
 
 /// Connects to `host` and upgrades, within the connect timeout.
 pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, ConnectFailure> {
-    let endpoint = Endpoint::parse(host).ok_or_else(|| format!("{host} is not ws:// or wss://"))?;
+    let failed = |reason: String| ConnectFailure::new(EndReason::ConnectFailed, reason);
+    let endpoint =
+        Endpoint::parse(host).ok_or_else(|| failed(format!("{host} is not ws:// or wss://")))?;
     let timeout = settings.connect_timeout;
     // Nagle's algorithm plus the peer's delayed ACK holds a small frame
     // back for up to 40 ms; the Go client and servers turn it off.
@@ -97,14 +98,16 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, C
         let tls = settings
             .tls_client_config()
             .await
-            .map_err(|e| format!("cannot connect to {host}: tls: {e}"))?;
+            .map_err(|e| failed(format!("cannot connect to {host}: tls: {e}")))?;
         connector.rustls_0_23(tls)
     } else {
         connector.max_http_version(awc::http::Version::HTTP_11)
     };
     #[cfg(not(feature = "tls"))]
     if endpoint.secure {
-        return Err(format!("cannot connect to {host}: wss:// needs the `tls` feature").into());
+        return Err(failed(format!(
+            "cannot connect to {host}: wss:// needs the `tls` feature"
+        )));
     }
     // No `max_http_version` here: awc would rebuild the TLS connector with
     // its own defaults, dropping ours. A plain connection is HTTP/1.1 anyway
@@ -121,22 +124,32 @@ pub(crate) async fn connect(settings: &Settings, host: &str) -> Result<Framed, C
             let limit = settings.read_limit;
             Ok(framed.into_map_codec(|_| LimitedCodec::client(limit)))
         }
-        Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(format!(
-            "cannot connect to {host}: websocket upgrade refused with HTTP {status}"
-        )
-        .into()),
-        Ok(Err(e)) => Err(ConnectFailure {
-            reason: format!("cannot connect to {host}: {}", describe(&e)),
-            refused: node_down(&e),
-        }),
-        Err(_) if endpoint.secure => Err(format!(
-            "cannot connect to {host}: no tls handshake and websocket upgrade within {timeout:?}"
-        )
-        .into()),
-        // TCP may or may not have been accepted: paced as a node reached.
-        Err(_) => {
-            Err(format!("cannot connect to {host}: no websocket upgrade within {timeout:?}").into())
+        Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => {
+            Err(ConnectFailure::new(
+                EndReason::UpgradeRefused,
+                format!("cannot connect to {host}: websocket upgrade refused with HTTP {status}"),
+            ))
         }
+        Ok(Err(e)) => Err(ConnectFailure::new(
+            if node_down(&e) {
+                EndReason::NodeDown
+            } else {
+                EndReason::ConnectFailed
+            },
+            format!("cannot connect to {host}: {}", describe(&e)),
+        )),
+        // TCP may or may not have been accepted: paced as a node reached.
+        Err(_) => Err(ConnectFailure::new(
+            EndReason::ConnectTimeout,
+            if endpoint.secure {
+                format!(
+                    "cannot connect to {host}: no tls handshake and websocket upgrade within \
+                     {timeout:?}"
+                )
+            } else {
+                format!("cannot connect to {host}: no websocket upgrade within {timeout:?}")
+            },
+        )),
     }
 }
 

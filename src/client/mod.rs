@@ -14,6 +14,7 @@ mod connect;
 mod declaration;
 mod delivery;
 mod dispatch;
+mod end_reason;
 mod error;
 mod handshake;
 mod health;
@@ -211,11 +212,14 @@ impl ClusterClient {
         }
     }
 
-    /// Replaces the config-service nodes, at once: a pending reconnect delay
-    /// is cancelled, the pacing starts afresh and the next attempt uses the
-    /// new list; a session on a
-    /// host that is no longer listed leaves it with a normal close (1000) and
-    /// moves to a listed one.
+    /// Replaces the config-service nodes, at once (Go's client takes its
+    /// hosts once): the next attempt uses the new list, a new host may be tried
+    /// at once, a host that stays keeps its own pacing (a node that failed
+    /// a moment ago is not tried again sooner for being listed again), and
+    /// a session on a host that is no longer listed leaves it with a normal
+    /// close (1000) and moves to a listed one. The same hosts again, in any
+    /// order, change nothing: an application may apply its list from a
+    /// refresh loop.
     pub fn update_hosts<I, S>(&self, hosts: I) -> Result<(), BuildError>
     where
         I: IntoIterator<Item = S>,

@@ -49,7 +49,7 @@ impl OutageLog {
         let next = if retry_in.is_zero() {
             "trying the next host now".to_owned()
         } else {
-            format!("next round of hosts in {:?}", Self::rounded(retry_in))
+            format!("next attempt in {:?}", Self::rounded(retry_in))
         };
         let interval = self.summary_interval;
         match self.current.as_mut() {

@@ -26,6 +26,7 @@ use super::answer::{Delivered, Owed, Why};
 use super::connect::Framed;
 use super::delivery::{Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
+use super::end_reason::EndReason;
 use super::handshake::{Handshake, Initial};
 use super::liveness::{close_frame, echo, Closing, FlushOnClose, Heartbeat, CLOSE_GRACE};
 use super::outbox::{Outbox, OutboxSink, MAX_UNSENT_BYTES};
@@ -67,9 +68,13 @@ impl Message for SessionActive {
     type Result = ();
 }
 
-/// A session (or a connection attempt) ended.
+/// A session ended (the supervisor makes one for a connection attempt that
+/// failed, too).
 pub(crate) struct SessionEnded {
     pub(crate) id: u64,
+    /// Why, as a type: what the metrics and the pacing read.
+    pub(crate) end: EndReason,
+    /// Why, in words (naming hosts, perhaps quoting the server).
     pub(crate) reason: String,
     /// How long it had been active, if it became active.
     pub(crate) active_for: Option<Duration>,
@@ -118,7 +123,8 @@ pub(crate) struct Session {
     /// Set once our close frame is written: nothing is written or delivered
     /// after it.
     closing: Option<Closing>,
-    end_reason: Option<String>,
+    /// Why the session ends, once that is known (the first one wins).
+    end_reason: Option<(EndReason, String)>,
     /// When `MODULE:READY` was acknowledged.
     active_since: Option<Instant>,
     /// The endpoints changed before this session was active: declare again
@@ -203,20 +209,26 @@ impl Session {
 
     // ---- ending -------------------------------------------------------------
 
-    /// Gives the session up: `reason` is reported (the first one given
-    /// wins) and the peer is told with a close frame of `code`.
-    fn fail(&mut self, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
+    /// Gives the session up: `end` and `reason` are reported (the first
+    /// one given wins) and the peer is told with a close frame of `code`.
+    fn fail(&mut self, end: EndReason, reason: String, code: CloseCode, ctx: &mut Context<Self>) {
         let frame = close_frame(code, &reason);
-        self.fail_telling(reason, frame, ctx);
+        self.fail_telling(end, reason, frame, ctx);
     }
 
-    /// Gives the session up: `reason` is reported (the first one given
-    /// wins), the peer gets `frame` (a close frame that says less).
-    fn fail_telling(&mut self, reason: String, frame: ws::Message, ctx: &mut Context<Self>) {
+    /// Gives the session up: `end` and `reason` are reported (the first
+    /// one given wins), the peer gets `frame` (a close frame that says less).
+    fn fail_telling(
+        &mut self,
+        end: EndReason,
+        reason: String,
+        frame: ws::Message,
+        ctx: &mut Context<Self>,
+    ) {
         if self.closing.is_some() {
             return;
         }
-        self.end_reason.get_or_insert(reason);
+        self.end_reason.get_or_insert((end, reason));
         self.begin_close(frame, true, ctx);
     }
 
@@ -282,7 +294,7 @@ impl Session {
             self.outbox.discard_unsent();
             let reason =
                 format!("peer is not reading: over {limit} bytes written and not taken ({unsent})");
-            self.fail(reason, CloseCode::Policy, ctx);
+            self.fail(EndReason::PeerNotReading, reason, CloseCode::Policy, ctx);
             return;
         }
         self.outbox.queued(&message);
@@ -319,7 +331,7 @@ impl Session {
             if act.pending.remove(&ack_id).is_some() {
                 crate::metrics::ack_timeout(&act.settings.module, event);
                 let reason = format!("no ack for {event} within {timeout:?}");
-                act.fail(reason, CloseCode::Error, ctx);
+                act.fail(EndReason::AckTimeout, reason, CloseCode::Error, ctx);
             }
         });
         self.pending.insert(ack_id, PendingAck { event, timer });
@@ -341,7 +353,7 @@ impl Session {
                 pending.event,
                 Bounded(&text, MAX_SERVER_TEXT_SHOWN)
             );
-            self.fail(reason, CloseCode::Error, ctx);
+            self.fail(EndReason::AckRefused, reason, CloseCode::Error, ctx);
             return;
         }
         log::debug!("{} ack {} ok", self.tag(), pending.event);
@@ -381,7 +393,7 @@ impl Session {
         ctx.run_later(wait, move |act, ctx| {
             if act.handshake.config_missing() {
                 let reason = format!("no {CONFIG_SEND_CONFIG_WHEN_CONNECTED} within {wait:?}");
-                act.fail(reason, CloseCode::Error, ctx);
+                act.fail(EndReason::InitialTimeout, reason, CloseCode::Error, ctx);
             }
         });
         let wait = self.settings.initial_wait;
@@ -394,7 +406,8 @@ impl Session {
                 }
                 Some(Initial::Config) => CONFIG_SEND_CONFIG_WHEN_CONNECTED.to_owned(),
             };
-            act.fail(format!("no {event} within {wait:?}"), CloseCode::Error, ctx);
+            let reason = format!("no {event} within {wait:?}");
+            act.fail(EndReason::InitialTimeout, reason, CloseCode::Error, ctx);
         });
     }
 
@@ -427,7 +440,7 @@ impl Session {
                     log::error!("{} {}; registering again", self.tag(), failure.reason());
                 }
                 let frame = close_frame(CloseCode::Error, failure.told());
-                self.fail_telling(failure.reason(), frame, ctx);
+                self.fail_telling(EndReason::ReceiverError, failure.reason(), frame, ctx);
             }
         }
     }
@@ -495,7 +508,7 @@ impl Session {
                     log::error!("{} server sent {name}: {text}", self.tag());
                 } else {
                     let reason = format!("server sent {name}: {text}");
-                    self.fail(reason, CloseCode::Error, ctx);
+                    self.fail(EndReason::ServerError, reason, CloseCode::Error, ctx);
                     return;
                 }
             }
@@ -525,7 +538,7 @@ impl Session {
         if self.handshake.is_active() {
             log::error!("{} {error}; the last good state stays in force", self.tag());
         } else {
-            self.fail(error, CloseCode::Error, ctx);
+            self.fail(EndReason::BadPayload, error, CloseCode::Error, ctx);
         }
     }
 
@@ -596,7 +609,8 @@ impl Session {
                     // for an answer that will not come.
                     let reason = format!("no pong within {timeout:?}: connection lost");
                     let frame = close_frame(CloseCode::Error, &reason);
-                    act.end_reason.get_or_insert(reason);
+                    act.end_reason
+                        .get_or_insert((EndReason::PongTimeout, reason));
                     act.begin_close(frame, false, ctx);
                 }
             });
@@ -625,18 +639,24 @@ impl Session {
             None => (1005, String::new()),
         };
         let note = self.pending_note();
-        let end = if code == 1000 {
+        let (end, why) = if code == 1000 {
             log::info!("{} server closed the session (1000) {text}", self.tag());
-            format!("server closed the session normally (1000) {text}{note}")
+            (
+                EndReason::ServerClosedNormally,
+                format!("server closed the session normally (1000) {text}{note}"),
+            )
         } else {
             log::error!(
                 "{} server closed the session with {code}: {text}",
                 self.tag()
             );
-            format!("server closed the session with {code}: {text}{note}")
+            (
+                EndReason::ServerClosed,
+                format!("server closed the session with {code}: {text}{note}"),
+            )
         };
         self.end_reason
-            .get_or_insert_with(|| end.trim_end().to_owned());
+            .get_or_insert_with(|| (end, why.trim_end().to_owned()));
         // Echo it (RFC 6455 §5.5.1); the server closes TCP after that, so
         // stop once the echo is flushed.
         self.begin_close(echo(reason.as_ref()), false, ctx);
@@ -648,7 +668,6 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::metrics::session_started(&self.settings.module);
         self.heartbeat(ctx);
         let schema = self.settings.schema_payload.clone();
         let requirements = self.settings.requirements_payload.clone();
@@ -686,13 +705,14 @@ impl Actor for Session {
         self.peer_warnings.finish();
         self.address_lines.iter_mut().for_each(PeerLines::finish);
         self.delivery.do_send(Withdraw { session: self.id });
-        let reason = match (self.closed_by_us, self.end_reason.take()) {
-            (true, _) => "closed by the client".to_owned(),
-            (false, Some(reason)) => reason,
-            (false, None) => "session stopped".to_owned(),
+        let (end, reason) = match (self.closed_by_us, self.end_reason.take()) {
+            (true, _) => (EndReason::ClosedByClient, "closed by the client".to_owned()),
+            (false, Some(end)) => end,
+            (false, None) => (EndReason::Stopped, "session stopped".to_owned()),
         };
         self.reports.ended.do_send(SessionEnded {
             id: self.id,
+            end,
             reason,
             active_for: self.active_since.map(|since| since.elapsed()),
             closed_by_us: self.closed_by_us,
@@ -736,7 +756,8 @@ impl WriteHandler<ws::ProtocolError> for Session {
     fn error(&mut self, err: ws::ProtocolError, _: &mut Context<Self>) -> Running {
         let reason = format!("cannot write to the connection: {err}");
         log::debug!("{} {reason}", self.tag());
-        self.end_reason.get_or_insert(reason);
+        self.end_reason
+            .get_or_insert((EndReason::ConnectionLost, reason));
         // Nothing can be written any more; `finished` follows and stops.
         self.closing.get_or_insert_with(|| Closing::new(false));
         Running::Stop
@@ -769,18 +790,20 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
             Err(ws::ProtocolError::Overflow) => {
                 let limit = self.settings.read_limit;
                 let reason = format!("message over the read limit of {limit} bytes");
-                self.fail(reason, CloseCode::Size, ctx);
+                self.fail(EndReason::ReadLimit, reason, CloseCode::Size, ctx);
                 return;
             }
             Err(ws::ProtocolError::Io(e)) => {
                 // The connection is gone: there is nobody to say goodbye to.
                 let reason = format!("connection lost: {e}{}", self.pending_note());
-                self.end_reason.get_or_insert(reason);
+                self.end_reason
+                    .get_or_insert((EndReason::ConnectionLost, reason));
                 self.stop_now(ctx);
                 return;
             }
             Err(e) => {
                 self.fail(
+                    EndReason::ProtocolError,
                     format!("websocket protocol error: {e}"),
                     CloseCode::Protocol,
                     ctx,
@@ -805,6 +828,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                     ));
                 }
                 Err(FragmentError::OverLimit(limit)) => self.fail(
+                    EndReason::ReadLimit,
                     format!("fragmented message over the read limit of {limit} bytes"),
                     CloseCode::Size,
                     ctx,
@@ -834,7 +858,7 @@ impl StreamHandler<Result<Frame, ws::ProtocolError>> for Session {
                 "connection lost: closed without a close frame{}",
                 self.pending_note()
             );
-            self.end_reason = Some(reason);
+            self.end_reason = Some((EndReason::ConnectionLost, reason));
         }
         self.stop_now(ctx);
     }

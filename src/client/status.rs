@@ -7,7 +7,8 @@
 //! ```json
 //! {"state":"active","retryInMs":null,"host":"10.0.0.1:9001",
 //!  "since":"2026-12-01T09:28:23.123Z","lastError":null,
-//!  "sessionsStarted":3,"sessionsEstablished":2,"sessionsFailed":1,
+//!  "connectAttempts":4,"sessionsStarted":3,"sessionsEstablished":2,
+//!  "sessionsFailed":1,
 //!  "cacheWritesFailed":0,"configsRejected":1,"newestConfigRejected":true,
 //!  "lastRejection":{"at":"2026-12-01T09:30:00.000Z","source":"server",
 //!                   "reason":"port must be positive"},
@@ -156,11 +157,25 @@ pub struct Status {
     /// current fault (the reason of each end stays in the log and in
     /// [`SessionEvent::Inactive`](super::SessionEvent::Inactive)).
     pub last_error: Option<String>,
-    /// Connection attempts started.
+    /// Connection attempts (TCP, TLS, WebSocket upgrade) that came to an
+    /// outcome, connected or failed: the sum of
+    /// `isp_cluster_connect_attempts_total` over its outcomes. Go's client
+    /// keeps no such count.
+    pub connect_attempts: u64,
+    /// Sessions started: connections upgraded, whose handshake began
+    /// (`isp_cluster_sessions_started_total`).
     pub sessions_started: u64,
-    /// Sessions that became active.
+    /// Sessions established: their `MODULE:READY` was acknowledged
+    /// (`isp_cluster_sessions_established_total`).
     pub sessions_established: u64,
-    /// Sessions and attempts that ended with an error.
+    /// Sessions that started and ended before they were established, other
+    /// than by the client's own close: the handshakes that failed
+    /// (`isp_cluster_sessions_failed_total`). A session that ends after it
+    /// was established (a normal close, a lasting session's failover, a
+    /// flap) is not one; nor is a connection attempt that failed (counted
+    /// by `connect_attempts` only). So `sessions_started` is
+    /// `sessions_established + sessions_failed`, plus one while a handshake
+    /// is under way or was closed by the client.
     pub sessions_failed: u64,
     /// Writes of the config cache that failed
     /// ([`ClusterClientBuilder::config_cache`](super::ClusterClientBuilder::config_cache)); each is also a warning
@@ -198,6 +213,7 @@ impl Serialize for Status {
         s.serialize_field("host", &self.host)?;
         s.serialize_field("since", &rfc3339(self.since))?;
         s.serialize_field("lastError", &self.last_error)?;
+        s.serialize_field("connectAttempts", &self.connect_attempts)?;
         s.serialize_field("sessionsStarted", &self.sessions_started)?;
         s.serialize_field("sessionsEstablished", &self.sessions_established)?;
         s.serialize_field("sessionsFailed", &self.sessions_failed)?;
@@ -251,6 +267,7 @@ impl Shared {
                 host: None,
                 since: SystemTime::now(),
                 last_error: None,
+                connect_attempts: 0,
                 sessions_started: 0,
                 sessions_established: 0,
                 sessions_failed: 0,
@@ -358,6 +375,7 @@ mod tests {
             "host",
             "since",
             "lastError",
+            "connectAttempts",
             "sessionsStarted",
             "sessionsEstablished",
             "sessionsFailed",

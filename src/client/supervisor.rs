@@ -1,11 +1,11 @@
-//! The supervisor: one session at a time, host rotation, and the one owner
-//! of the client's status.
+//! The supervisor: one session at a time, the host it goes to, and the one
+//! owner of the client's status.
 //!
-//! Attempts go round the host list (round-robin from a random start), one
-//! host per attempt. How long to wait before the next one is the pacing
-//! policy's answer to what the last attempt came to (`pacing.rs`): at once
-//! after a session that lasted or a refused connection, about a second
-//! after an attempt that reached a failing node or a session that flapped.
+//! Which host the next attempt goes to and when is the pacing's answer to
+//! what the last attempt came to and whose failure it was (`pacing.rs`):
+//! the next host at once after a session that lasted, a node that was down
+//! or a node that failed, while that node waits out its own pacing; every
+//! host waits after a refusal by the service.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 
 use super::connect::connect;
 use super::delivery::{ensure_running, DeliverCached, Delivery, Drain};
+use super::end_reason::{Cause, EndReason};
 use super::outage::OutageLog;
-use super::pacing::{Outcome, Pacing};
+use super::pacing::{Next, Outcome, Pacing};
 use super::session::{session_tag, CloseSession, Reports, Session, SessionActive, SessionEnded};
 use super::{SessionEvent, SessionState, Settings, Shared};
 
@@ -27,7 +28,7 @@ impl Message for Close {
     type Result = ();
 }
 
-/// New hosts, applied at once.
+/// New hosts, applied at once (the same hosts again change nothing).
 pub(crate) struct UpdateHosts(pub(crate) Vec<String>);
 
 impl Message for UpdateHosts {
@@ -37,8 +38,7 @@ impl Message for UpdateHosts {
 pub(crate) struct Supervisor {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
-    hosts: Vec<String>,
-    next_host: usize,
+    /// The hosts, their rotation and their pacing.
     pacing: Pacing,
     session_seq: u64,
     /// The live session, or the attempt under way.
@@ -69,17 +69,25 @@ struct Current {
 /// against 0.06 ms without the check (1 wakeup), so once a second.
 pub(crate) const SYSTEM_STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What pacing makes of an end: whose failure it was, and whether a session
+/// had become active.
+fn outcome(end: EndReason, active_for: Option<Duration>) -> Outcome {
+    match (active_for, end.cause()) {
+        (Some(active_for), _) => Outcome::Ended { active_for },
+        (None, Cause::NodeDown) => Outcome::Down,
+        (None, Cause::Cluster) => Outcome::ClusterFailed,
+        (None, Cause::Node | Cause::Client) => Outcome::NodeFailed,
+    }
+}
+
 impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
-        let pacing = Pacing::new(settings.pacing(), hosts.len());
-        let next_host = rand::random_range(0..hosts.len().max(1));
+        let pacing = Pacing::new(settings.pacing(), hosts);
         let delivery = Delivery::new(settings.clone(), shared.clone()).start();
         Self {
             outage: OutageLog::new(settings.outage_summary_interval),
             settings,
             shared,
-            hosts,
-            next_host,
             pacing,
             session_seq: 0,
             current: None,
@@ -90,16 +98,41 @@ impl Supervisor {
         }
     }
 
-    fn attempt(&mut self, ctx: &mut Context<Self>) {
+    /// Starts the next attempt now, or once the pacing allows it.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let next = self.pacing.next(Instant::now());
+        self.go(next, ctx);
+    }
+
+    /// Starts the attempt `next` says, when it says (replacing any pending
+    /// one).
+    fn go(&mut self, next: Option<Next>, ctx: &mut Context<Self>) {
+        if let Some(pending) = self.pending.take() {
+            ctx.cancel_future(pending);
+        }
+        if self.closing {
+            return;
+        }
+        let Some(Next { host, delay }) = next else {
+            return;
+        };
+        if delay.is_zero() {
+            self.attempt(host, ctx);
+        } else {
+            self.shared
+                .set_state(SessionState::BackingOff { delay }, None);
+            self.pending = Some(ctx.run_later(delay, move |act, ctx| act.attempt(host, ctx)));
+        }
+    }
+
+    fn attempt(&mut self, host: String, ctx: &mut Context<Self>) {
         self.pending = None;
-        if self.closing || self.hosts.is_empty() {
+        if self.closing {
             return;
         }
         // A delivery actor that stopped (its sessions heard so) is replaced
         // before the next session offers it anything.
         ensure_running(&mut self.delivery, &self.settings, &self.shared);
-        let host = self.hosts[self.next_host % self.hosts.len()].clone();
-        self.next_host = (self.next_host + 1) % self.hosts.len();
         self.session_seq += 1;
         let id = self.session_seq;
         self.current = Some(Current {
@@ -109,7 +142,6 @@ impl Supervisor {
             started: Instant::now(),
         });
         self.shared.set_state(SessionState::Connecting, Some(&host));
-        self.shared.update(|s| s.sessions_started += 1);
         // During an outage each attempt is a DEBUG line: the outage log
         // writes its summary.
         let level = if self.outage.in_outage() {
@@ -135,12 +167,18 @@ impl Supervisor {
                     if act.current.as_ref().map(|c| c.id) != Some(id) {
                         return;
                     }
+                    let module = &act.settings.module;
                     crate::metrics::connect_attempt(
-                        &act.settings.module,
-                        result.as_ref().map(|_| ()).map_err(|f| f.reason.as_str()),
+                        module,
+                        result
+                            .as_ref()
+                            .map_or_else(|f| f.end.connect_outcome(), |_| "connected"),
                     );
+                    act.shared.update(|s| s.connect_attempts += 1);
                     match result {
                         Ok(framed) => {
+                            crate::metrics::session_started(module);
+                            act.shared.update(|s| s.sessions_started += 1);
                             act.shared.set_state(SessionState::Handshaking, Some(&host));
                             log::log!(
                                 level,
@@ -163,36 +201,44 @@ impl Supervisor {
                                 current.session = Some(addr);
                             }
                         }
-                        Err(failure) => {
-                            let outcome = if failure.refused {
-                                Outcome::Refused
-                            } else {
-                                Outcome::Failed
-                            };
-                            act.ended(id, failure.reason, outcome, false, ctx)
-                        }
+                        Err(failure) => act.ended(
+                            SessionEnded {
+                                id,
+                                end: failure.end,
+                                reason: failure.reason,
+                                active_for: None,
+                                closed_by_us: false,
+                            },
+                            ctx,
+                        ),
                     }
                 }),
         );
         self.pending = Some(handle);
     }
 
-    fn ended(
-        &mut self,
-        id: u64,
-        reason: String,
-        outcome: Outcome,
-        closed_by_us: bool,
-        ctx: &mut Context<Self>,
-    ) {
+    /// A session or a connection attempt ended.
+    fn ended(&mut self, ended: SessionEnded, ctx: &mut Context<Self>) {
+        let SessionEnded {
+            id,
+            end,
+            reason,
+            active_for,
+            closed_by_us,
+        } = ended;
         let Some(current) = self.current.take_if(|c| c.id == id) else {
             return;
         };
+        let module = &self.settings.module;
         if current.session.is_some() {
-            crate::metrics::session_ended(&self.settings.module, &reason);
+            crate::metrics::session_ended(module, end.label());
+            if active_for.is_none() && end.cause() != Cause::Client {
+                crate::metrics::session_failed(module);
+                self.shared.update(|s| s.sessions_failed += 1);
+            }
         }
         let host = current.host;
-        let tag = session_tag(&self.settings.module, id, &host);
+        let tag = session_tag(module, id, &host);
         if self.closing {
             self.shared.set_state(SessionState::Closed, None);
             log::info!("{tag} closed");
@@ -200,12 +246,16 @@ impl Supervisor {
             return;
         }
         if closed_by_us {
-            // Its host was removed from the list: go to a current one now.
+            // Its host was removed from the list: go to a current one.
             log::info!("{tag} left a removed host; connecting to the new hosts");
-            self.attempt(ctx);
+            self.schedule(ctx);
             return;
         }
-        let delay = self.pacing.next_delay(outcome, Instant::now());
+        let outcome = outcome(end, active_for);
+        let now = Instant::now();
+        self.pacing.record(&host, outcome, now);
+        let next = self.pacing.next(now);
+        let delay = next.as_ref().map_or(Duration::ZERO, |next| next.delay);
         match outcome {
             Outcome::Ended { active_for } if !self.pacing.lasted(active_for) => log::warn!(
                 "{tag} was active for {active_for:?} only, under the minimum uptime of {:?}: \
@@ -214,10 +264,7 @@ impl Supervisor {
             ),
             _ => {}
         }
-        self.shared.update(|s| {
-            s.last_error = Some(reason.clone());
-            s.sessions_failed += 1;
-        });
+        self.shared.update(|s| s.last_error = Some(reason.clone()));
         let lasted =
             matches!(outcome, Outcome::Ended { active_for } if self.pacing.lasted(active_for));
         if lasted {
@@ -226,10 +273,6 @@ impl Supervisor {
         } else {
             self.outage.failed(&tag, &reason, delay);
         }
-        if !delay.is_zero() {
-            self.shared
-                .set_state(SessionState::BackingOff { delay }, None);
-        }
         if let Some(events) = &self.settings.session_events {
             events.do_send(SessionEvent::Inactive {
                 host,
@@ -237,11 +280,7 @@ impl Supervisor {
                 retry_in: delay,
             });
         }
-        if delay.is_zero() {
-            self.attempt(ctx);
-        } else {
-            self.pending = Some(ctx.run_later(delay, |act, ctx| act.attempt(ctx)));
-        }
+        self.go(next, ctx);
     }
 
     /// Closes (1000, no restart) once the arbiter the client runs on was
@@ -315,11 +354,11 @@ impl Actor for Supervisor {
                 self.delivery
                     .send(DeliverCached)
                     .into_actor(self)
-                    .map(|_, act, ctx| act.attempt(ctx)),
+                    .map(|_, act, ctx| act.schedule(ctx)),
             );
             return;
         }
-        self.attempt(ctx);
+        self.schedule(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -364,11 +403,7 @@ impl Handler<SessionEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, ctx: &mut Context<Self>) {
-        let outcome = match msg.active_for {
-            Some(active_for) => Outcome::Ended { active_for },
-            None => Outcome::Failed,
-        };
-        self.ended(msg.id, msg.reason, outcome, msg.closed_by_us, ctx);
+        self.ended(msg, ctx);
     }
 }
 
@@ -379,34 +414,30 @@ impl Handler<UpdateHosts> for Supervisor {
         if msg.0.is_empty() || self.closing {
             return;
         }
+        let current = self.current.as_ref().map(|c| c.host.as_str());
+        if !self.pacing.set_hosts(msg.0.clone(), current) {
+            // An application that applies its list from a refresh loop must
+            // not cancel the pacing at every call.
+            log::debug!(
+                "[module={}] config-service hosts unchanged: {:?}",
+                self.settings.module,
+                msg.0
+            );
+            return;
+        }
         log::info!(
             "[module={}] config-service hosts updated: {:?}",
             self.settings.module,
             msg.0
         );
-        // Carry on after the current host if it stays; else a random start.
-        self.next_host = match self
-            .current
-            .as_ref()
-            .and_then(|c| msg.0.iter().position(|h| *h == c.host))
-        {
-            Some(i) => (i + 1) % msg.0.len(),
-            None => rand::random_range(0..msg.0.len()),
-        };
-        self.hosts = msg.0;
-        self.pacing.reset(self.hosts.len());
         let current_host_removed = self
             .current
             .as_ref()
-            .is_some_and(|c| !self.hosts.contains(&c.host));
+            .is_some_and(|c| !self.pacing.contains(&c.host));
         match self.current.as_ref() {
-            // Waiting out a backoff: the new hosts apply now.
-            None => {
-                if let Some(pending) = self.pending.take() {
-                    ctx.cancel_future(pending);
-                }
-                self.attempt(ctx);
-            }
+            // Waiting: the new hosts apply now (new ones may be tried at
+            // once; those that stay keep their own pacing).
+            None => self.schedule(ctx),
             // A session on a removed host leaves it with a normal close;
             // its end starts the next attempt.
             Some(Current {
@@ -415,11 +446,8 @@ impl Handler<UpdateHosts> for Supervisor {
             }) if current_host_removed => session.do_send(CloseSession),
             // Connecting to a removed host: give that attempt up.
             Some(Current { session: None, .. }) if current_host_removed => {
-                if let Some(pending) = self.pending.take() {
-                    ctx.cancel_future(pending);
-                }
                 self.current = None;
-                self.attempt(ctx);
+                self.schedule(ctx);
             }
             Some(_) => {}
         }

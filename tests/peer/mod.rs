@@ -25,6 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct ScriptedPeer {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// Set by [`ScriptedPeer::stop_listening`].
+    stopped: Arc<AtomicBool>,
 }
 
 impl ScriptedPeer {
@@ -39,9 +41,20 @@ impl ScriptedPeer {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let count = connections.clone();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = stopped.clone();
         let script = Rc::new(script);
         actix_rt::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                if stop.load(Ordering::SeqCst) {
+                    // The listener is dropped: later connections are
+                    // refused, as by a node that died.
+                    break;
+                }
+                // As every ETP server does (Go's and the embedded one):
+                // without it, a reply of two small frames waits for the
+                // client's delayed ACK, 40 ms.
+                let _ = stream.set_nodelay(true);
                 let index = count.fetch_add(1, Ordering::SeqCst);
                 let script = script.clone();
                 actix_rt::spawn(async move {
@@ -49,7 +62,21 @@ impl ScriptedPeer {
                 });
             }
         });
-        ScriptedPeer { addr, connections }
+        ScriptedPeer {
+            addr,
+            connections,
+            stopped,
+        }
+    }
+
+    /// Stops listening: every later connection is refused. Connections
+    /// already accepted run on.
+    pub fn stop_listening(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            // Wake the accept loop so that it sees the flag and drops the
+            // listener (this wake-up is not counted as a connection).
+            let _ = std::net::TcpStream::connect(self.addr);
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
