@@ -81,6 +81,7 @@ mod config_file;
 mod error_chain;
 pub mod etp;
 mod events;
+mod identity;
 mod json;
 pub mod lb;
 // Private: a public `metrics` module would shadow the `metrics` crate in
@@ -95,6 +96,10 @@ mod types;
 pub use client::*;
 pub use error_chain::ErrorChain;
 pub use events::*;
+pub use identity::{
+    AppliedConfig, ConfigChanges, ConfigHash, ParseConfigHashError, CHANGE_PATHS_SHOWN,
+    MAX_CHANGE_PATHS, MAX_CHANGE_PATH_LEN,
+};
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
     hide_secrets, register_secret_substrings, unregister_secret_substrings, HideSecretsError,

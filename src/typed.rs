@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
+use crate::identity::{ConfigChanges, ConfigHash};
 use crate::types::RawJson;
 
 /// The title isp-kit gives a module's config schema.
@@ -45,6 +46,14 @@ pub struct ConfigChanged<T> {
     /// last good config cached on disk, delivered at start-up before any
     /// session.
     pub source: ConfigSource,
+    /// `new`'s identity ([`RemoteConfig::hash`]): what the status, the
+    /// INFO line and the `isp_cluster_config_info` series show once it is
+    /// accepted.
+    pub hash: ConfigHash,
+    /// The JSON paths that differ from `previous`'s config (never a
+    /// value; [`RemoteConfig::changes`]): `None` beside `previous: None`,
+    /// and when the configs cannot be compared as JSON values.
+    pub changes: Option<Arc<ConfigChanges>>,
 }
 
 impl<T> Clone for ConfigChanged<T> {
@@ -53,6 +62,8 @@ impl<T> Clone for ConfigChanged<T> {
             new: self.new.clone(),
             previous: self.previous.clone(),
             source: self.source,
+            hash: self.hash,
+            changes: self.changes.clone(),
         }
     }
 }
@@ -63,6 +74,8 @@ impl<T> fmt::Debug for ConfigChanged<T> {
         f.debug_struct("ConfigChanged")
             .field("first", &self.previous.is_none())
             .field("source", &self.source)
+            .field("hash", &self.hash)
+            .field("changes", &self.changes)
             .finish_non_exhaustive()
     }
 }
@@ -247,10 +260,19 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
             }
         }
         let new = Arc::new(parsed);
+        let previous = self.current.clone();
+        // The client's summary is against the config it accepted last,
+        // which is `previous` here unless this actor was fed otherwise.
+        let changes = match previous {
+            Some(_) => msg.identity().and_then(|i| i.changes.clone()),
+            None => None,
+        };
         let change = ConfigChanged {
             new: new.clone(),
-            previous: self.current.clone(),
+            previous,
             source: msg.source(),
+            hash: msg.hash(),
+            changes,
         };
         let request = self.target.send(change);
         AtomicResponse::new(Box::pin(request.into_actor(self).map(

@@ -21,11 +21,13 @@ use tokio::sync::oneshot;
 
 use super::cache::{self, CacheWriter, CACHE_FLUSH_TIMEOUT};
 use super::handshake::Initial;
+use super::held_hosts::HostsGuard;
 use super::lanes::{Lane, Snapshot};
 use super::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent, Settings,
     Shared,
 };
+use crate::identity::{Identity, Tracker};
 use crate::secrets::safe_receiver_error;
 
 /// Where the outcome of a delivery goes.
@@ -111,6 +113,11 @@ pub(crate) struct Delivery {
     routes: Option<Lane<RoutesChanged, Origin>>,
     hosts: Vec<Lane<HostsChanged, Origin>>,
     cache: Option<CacheWriter>,
+    /// The config accepted last: the identity of the next one is taken
+    /// against it.
+    identity: Tracker,
+    /// Empty-list protection of the required modules that opted in.
+    hosts_guard: HostsGuard,
     closing: bool,
     /// `Drain`s waiting for the config lane to be idle.
     drained: Vec<oneshot::Sender<()>>,
@@ -145,6 +152,8 @@ impl Delivery {
             .clone()
             .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
         Self {
+            identity: Tracker::new(settings.module.clone()),
+            hosts_guard: HostsGuard::new(settings.keep_last_hosts.iter().copied()),
             settings,
             shared,
             config,
@@ -174,15 +183,18 @@ impl Delivery {
         F: Fn(&mut Delivery) -> Option<&mut Lane<M, Origin>> + Copy + 'static,
     {
         let Some(lane) = lane_of(self) else { return };
-        let Some(next) = lane.next() else { return };
+        let Some(mut next) = lane.next() else { return };
+        let (receiver, recipient, timeout) =
+            (lane.name.clone(), lane.recipient.clone(), lane.timeout);
+        next.message.identify(&self.identity);
         let sent = Sent {
             kind,
-            receiver: lane.name.clone(),
+            receiver,
             facts: next.message.facts(),
             event: next.event,
             origin: next.origin,
         };
-        let request = lane.recipient.send(next.message).timeout(lane.timeout);
+        let request = recipient.send(next.message).timeout(timeout);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             let waited = lane_of(act).and_then(Lane::done);
             act.delivered(sent, result, waited);
@@ -217,6 +229,10 @@ impl Delivery {
             Ok(Ok(())) => {
                 if let Some(source) = facts.config_source {
                     self.shared.config_accepted();
+                    if let Some(identity) = &facts.identity {
+                        let applied = self.identity.accepted(identity, source, &tag);
+                        self.shared.update(|s| s.config = Some(applied));
+                    }
                     // The receiver applied it, whatever became of its
                     // session: it is the last good config now.
                     if let (Some(cache), Some(data), false) =
@@ -254,9 +270,6 @@ impl Delivery {
         match origin {
             Origin::Session { reply, .. } => reply.do_send(Delivered { kind, outcome }),
             Origin::Start(done) => {
-                if outcome.is_ok() {
-                    log::info!("{tag} cached config applied");
-                }
                 let _ = done.send(());
             }
         }
@@ -294,19 +307,30 @@ struct Facts {
     config_source: Option<ConfigSource>,
     /// For a config: its bytes, for the cache once accepted.
     config: Option<bytes::Bytes>,
+    /// For a config: its hash and change summary.
+    identity: Option<Arc<Identity>>,
 }
 
 trait Outcome {
+    /// Takes what the message shows of itself against the config accepted
+    /// last (a config's identity), just before it is sent.
+    fn identify(&mut self, _accepted: &Tracker) {}
+
     fn facts(&self) -> Facts {
         Facts::default()
     }
 }
 
 impl Outcome for RemoteConfig {
+    fn identify(&mut self, accepted: &Tracker) {
+        self.set_identity(accepted.identify(&self.data));
+    }
+
     fn facts(&self) -> Facts {
         Facts {
             config_source: Some(self.source),
             config: self.kept_when_accepted(),
+            identity: self.identity().cloned(),
         }
     }
 }
@@ -346,6 +370,7 @@ impl Handler<Offer> for Delivery {
             }
             Item::Hosts(index, hosts) => {
                 let tag = self.tag(&origin);
+                let hosts = self.hosts_guard.filter(index, hosts, &tag, &self.shared);
                 let Some(lane) = self.hosts.get_mut(index) else {
                     return;
                 };

@@ -15,6 +15,7 @@ mod dispatch;
 mod error;
 mod handshake;
 mod health;
+mod held_hosts;
 mod lanes;
 mod liveness;
 mod messages;
@@ -43,13 +44,14 @@ pub use dispatch::fuzz_frame;
 pub use error::BuildError;
 #[allow(deprecated)]
 pub use health::{HealthcheckError, Inactive, ReadyError};
+pub use held_hosts::HeldHosts;
 pub use messages::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
 };
 pub use outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
 pub(crate) use settings::Settings;
 pub use settings::*;
-pub(crate) use status::Shared;
+pub(crate) use status::{rfc3339, Shared};
 pub use status::{Rejection, SessionState, Status};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};

@@ -10,7 +10,11 @@
 //!  "sessionsStarted":3,"sessionsEstablished":2,"sessionsFailed":1,
 //!  "cacheWritesFailed":0,"configsRejected":1,"newestConfigRejected":true,
 //!  "lastRejection":{"at":"2026-12-01T09:30:00.000Z","source":"server",
-//!                   "reason":"port must be positive"}}
+//!                   "reason":"port must be positive"},
+//!  "config":{"hash":"3f9a1c2b7e01","appliedAt":"2026-12-01T09:29:00.000Z",
+//!            "source":"server","previousHash":"9c0d1e2f3a4b",
+//!            "changes":{"added":[],"removed":[],"changed":["limit"],"omitted":0}},
+//!  "heldHosts":[]}
 //! ```
 
 use std::fmt;
@@ -20,7 +24,8 @@ use std::time::{Duration, SystemTime};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::sync::watch;
 
-use super::ConfigSource;
+use super::{ConfigSource, HeldHosts};
+use crate::identity::AppliedConfig;
 
 /// What the client is doing now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +168,13 @@ pub struct Status {
     pub newest_config_rejected: bool,
     /// The last rejection: when, from where, and the receiver's reason.
     pub last_rejection: Option<Rejection>,
+    /// The config in force: its hash, since when, from where, and what
+    /// changed from the one before (`None` until the receiver accepts one).
+    pub config: Option<AppliedConfig>,
+    /// The required modules whose last non-empty address list is kept
+    /// while the config-service sends an empty one
+    /// ([`ClusterClientBuilder::keep_last_hosts`](super::ClusterClientBuilder::keep_last_hosts)).
+    pub held_hosts: Vec<HeldHosts>,
 }
 
 impl Serialize for Status {
@@ -173,7 +185,7 @@ impl Serialize for Status {
             }
             _ => None,
         };
-        let mut s = serializer.serialize_struct("Status", 12)?;
+        let mut s = serializer.serialize_struct("Status", 14)?;
         s.serialize_field("state", &self.state)?;
         s.serialize_field("retryInMs", &retry_in_ms)?;
         s.serialize_field("host", &self.host)?;
@@ -186,6 +198,8 @@ impl Serialize for Status {
         s.serialize_field("configsRejected", &self.configs_rejected)?;
         s.serialize_field("newestConfigRejected", &self.newest_config_rejected)?;
         s.serialize_field("lastRejection", &self.last_rejection)?;
+        s.serialize_field("config", &self.config)?;
+        s.serialize_field("heldHosts", &self.held_hosts)?;
         s.end()
     }
 }
@@ -238,6 +252,8 @@ impl Shared {
                 configs_rejected: 0,
                 newest_config_rejected: false,
                 last_rejection: None,
+                config: None,
+                held_hosts: Vec::new(),
             }),
             changed: watch::Sender::new(()),
         }
@@ -337,6 +353,8 @@ mod tests {
             "configsRejected",
             "newestConfigRejected",
             "lastRejection",
+            "config",
+            "heldHosts",
         ];
         let mut keys = keys;
         keys.sort_unstable();

@@ -187,9 +187,14 @@ impl Infra {
                 let metrics = metrics.clone();
                 async move {
                     match metrics {
-                        Ok(handle) => HttpResponse::Ok()
-                            .content_type(METRICS_CONTENT_TYPE)
-                            .body(handle.render()),
+                        Ok(handle) => {
+                            let mut body = handle.render();
+                            // Outside the recorder: its old series are removed.
+                            crate::identity::info_metric::render(&mut body);
+                            HttpResponse::Ok()
+                                .content_type(METRICS_CONTENT_TYPE)
+                                .body(body)
+                        }
                         Err(e) => HttpResponse::ServiceUnavailable()
                             .content_type(ContentType::plaintext())
                             .body(e),
