@@ -191,6 +191,10 @@ type Validator<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 ///     type Result = Result<(), ReceiverError>;
 ///     fn handle(&mut self, msg: ConfigChanged<Config>, _: &mut Context<Self>) -> Self::Result {
 ///         println!("limit {} (was {:?})", msg.new.limit, msg.previous.map(|p| p.limit));
+///         // The JSON paths that changed since `previous`, never a value.
+///         if let Some(changes) = &msg.changes {
+///             println!("config {}: {changes}", msg.hash);
+///         }
 ///         Ok(())
 ///     }
 /// }
