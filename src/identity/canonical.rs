@@ -245,6 +245,14 @@ mod tests {
     }
 
     #[test]
+    fn jq_writes_the_same_form_for_integers_and_strings() {
+        // `jq -cjS . | sha256sum | cut -c1-12` (jq 1.6) of this document
+        // gives 26c0c20907fe: the README's way to hash a candidate config.
+        let text = r#"{"z":[1,-2,{"b":"é\u0001\n\"x\\\\/<>","a":null}],"a":true,"ключ":"значение","n":[[],{}],"i":-9007199254740991}"#;
+        assert_eq!(hash(text).to_string(), "26c0c20907fe");
+    }
+
+    #[test]
     fn it_round_trips_through_its_hex_form() {
         let h = hash("[]");
         assert_eq!(h.to_string().len(), ConfigHash::LEN);
