@@ -163,7 +163,9 @@ async fn each_accepted_config_has_its_hash_and_the_paths_changed_since_the_last_
         // One key, a secret.
         json!({"limit": 1, "db": {"password": "pw-id-2"}, "grid": [[1, 5], [3]], "mode": "fast"}),
     ];
-    let expected: [Option<(&[&str], &[&str], &[&str])>; 7] = [
+    /// The paths changed, added and removed; `None`: no summary.
+    type Paths<'a> = Option<(&'a [&'a str], &'a [&'a str], &'a [&'a str])>;
+    let expected: [Paths; 7] = [
         None,
         Some((&[], &[], &[])),
         Some((&["grid[0][1]"], &[], &[])),
