@@ -1,4 +1,4 @@
-//! ETP codec and secret masking throughput.
+//! ETP codec, secret masking and config identity throughput.
 
 use std::hint::black_box;
 
@@ -62,5 +62,30 @@ fn masking(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, masking);
+/// What the client does per config it delivers: parse and hash it
+/// (`ConfigHash`), and compare it with the config accepted before it
+/// (`ConfigChanges`, here one value changed).
+fn identity(c: &mut Criterion) {
+    let mut group = c.benchmark_group("config_identity");
+    for (size, label) in SIZES {
+        let config = config_of(size);
+        group.throughput(Throughput::Bytes(config.len() as u64));
+        group.bench_with_input(BenchmarkId::new("hash", label), &config, |b, config| {
+            b.iter(|| isp_cluster::ConfigHash::of_json(black_box(config)).unwrap())
+        });
+        let before: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        let mut after = before.clone();
+        after["items"][0]["limit"] = json!(-1);
+        group.bench_with_input(
+            BenchmarkId::new("changes", label),
+            &(before, after),
+            |b, (before, after)| {
+                b.iter(|| isp_cluster::ConfigChanges::between(black_box(before), black_box(after)))
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, masking, identity);
 criterion_main!(benches);

@@ -85,6 +85,7 @@ mod config_schema;
 mod error_chain;
 pub mod etp;
 mod events;
+mod identity;
 mod json;
 pub mod lb;
 pub mod logging;
@@ -101,6 +102,10 @@ pub use client::*;
 pub use config_schema::{config_schema, ConfigSchema, CONFIG_SCHEMA_TITLE};
 pub use error_chain::ErrorChain;
 pub use events::*;
+pub use identity::{
+    AppliedConfig, ConfigChanges, ConfigHash, ParseConfigHashError, CHANGE_PATHS_SHOWN,
+    MAX_CHANGE_PATHS, MAX_CHANGE_PATH_LEN,
+};
 pub use offline::{OfflineClient, OfflineError, OfflineWatch};
 pub use secrets::{
     hide_secrets, hide_secrets_in_text, register_secret_substrings, unregister_secret_substrings,

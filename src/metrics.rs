@@ -65,6 +65,12 @@ pub const ACK_TIMEOUTS: &str = "isp_cluster_ack_timeouts_total";
 /// `isp_cluster_required_module_hosts{module,required}`: the live addresses
 /// of a required module, as last delivered.
 pub const REQUIRED_MODULE_HOSTS: &str = "isp_cluster_required_module_hosts";
+/// `isp_cluster_config_info{module,hash}`: 1 for the config the module runs,
+/// labelled with its content hash ([`crate::ConfigHash`]); one series per
+/// module, the old one gone when another config is applied. Not recorded
+/// through the facade, which cannot remove a series: the infra scope's
+/// metrics route appends it (see `crate::identity::info_metric`).
+pub const CONFIG_INFO: &str = "isp_cluster_config_info";
 /// `isp_cluster_lb_requests_total{module,outcome}`: requests of the balanced
 /// client to a required module, by outcome (`ok`, `no_hosts`,
 /// `invalid_request`, `unreachable`, `timeout`, `send_error`).
@@ -470,7 +476,12 @@ mod tests {
             SERVER_SESSIONS_TOTAL,
             SERVER_PUSHES,
         ];
-        let gauges = [SESSION_STATE, REQUIRED_MODULE_HOSTS, SERVER_SESSIONS];
+        let gauges = [
+            SESSION_STATE,
+            REQUIRED_MODULE_HOSTS,
+            SERVER_SESSIONS,
+            CONFIG_INFO,
+        ];
         for name in counters.iter().chain(&gauges).chain(&HISTOGRAMS) {
             assert!(name.starts_with("isp_cluster_"), "{name}");
             assert!(

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::{MailboxError, Recipient};
 
 use crate::client::{ConfigSource, RemoteConfig, DEFAULT_CONFIG_TIMEOUT};
 use crate::config_file::{self, JsonFile};
+use crate::identity::{AppliedConfig, Tracker};
 use crate::secrets::safe_receiver_error;
 
 /// Delivers a remote config read from a JSON file to the same
@@ -36,6 +38,17 @@ pub struct OfflineClient {
     receiver: Recipient<RemoteConfig>,
     config_timeout: Duration,
     delivered: AtomicBool,
+    /// The module, for the `isp_cluster_config_info` series (none when
+    /// empty).
+    module: String,
+    /// The config accepted last and what the status would show of it.
+    identity: Mutex<Identity>,
+}
+
+#[derive(Default)]
+struct Identity {
+    tracker: Option<Tracker>,
+    applied: Option<AppliedConfig>,
 }
 
 impl fmt::Debug for OfflineClient {
@@ -125,7 +138,31 @@ impl OfflineClient {
             receiver,
             config_timeout: DEFAULT_CONFIG_TIMEOUT,
             delivered: AtomicBool::new(false),
+            module: String::new(),
+            identity: Mutex::default(),
         }
+    }
+
+    /// The module this is, for the `isp_cluster_config_info{module,hash}`
+    /// series of the infra scope's metrics (see the README's "Which config
+    /// runs where"); without it the applied config has its hash, INFO line
+    /// and [`applied`](Self::applied) but no series.
+    #[must_use]
+    pub fn module(mut self, module: impl Into<String>) -> Self {
+        self.module = module.into();
+        self
+    }
+
+    /// The config in force: its hash, when it was applied and what changed
+    /// from the one before (as [`Status::config`](crate::Status::config)
+    /// shows for the cluster client); `None` until the receiver accepted
+    /// one.
+    pub fn applied(&self) -> Option<AppliedConfig> {
+        self.lock_identity().applied.clone()
+    }
+
+    fn lock_identity(&self) -> MutexGuard<'_, Identity> {
+        self.identity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How long the receiver has (default 5 s). Zero is refused by
@@ -180,7 +217,15 @@ impl OfflineClient {
             });
         }
         let initial = !self.delivered.load(Ordering::Acquire);
-        let config = RemoteConfig::new(file.data, initial).with_source(ConfigSource::File);
+        let mut config = RemoteConfig::new(file.data, initial).with_source(ConfigSource::File);
+        let identity = {
+            let mut held = self.lock_identity();
+            let module = self.module.clone();
+            held.tracker
+                .get_or_insert_with(|| Tracker::new(module))
+                .identify(&config.data)
+        };
+        config.set_identity(identity.clone());
         match self
             .receiver
             .send(config)
@@ -189,7 +234,14 @@ impl OfflineClient {
         {
             Ok(Ok(())) => {
                 self.delivered.store(true, Ordering::Release);
-                log::info!("offline config from {} applied", self.path.display());
+                let tag = format!("[offline {}]", self.path.display());
+                let mut held = self.lock_identity();
+                let module = self.module.clone();
+                let applied = held
+                    .tracker
+                    .get_or_insert_with(|| Tracker::new(module))
+                    .accepted(&identity, ConfigSource::File, &tag);
+                held.applied = Some(applied);
                 Ok(())
             }
             Ok(Err(e)) => Err(OfflineError::Rejected(safe_receiver_error(&*e))),

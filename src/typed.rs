@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
 use crate::secrets::{hide_secrets_in_text, TypedConfigError};
+use crate::identity::{ConfigChanges, ConfigHash};
 
 /// A new config for the application, with the one it replaces.
 pub struct ConfigChanged<T> {
@@ -20,6 +21,14 @@ pub struct ConfigChanged<T> {
     /// last good config cached on disk, delivered at start-up before any
     /// session.
     pub source: ConfigSource,
+    /// `new`'s identity ([`RemoteConfig::hash`]): what the status, the
+    /// INFO line and the `isp_cluster_config_info` series show once it is
+    /// accepted.
+    pub hash: ConfigHash,
+    /// The JSON paths that differ from `previous`'s config (never a
+    /// value; [`RemoteConfig::changes`]): `None` beside `previous: None`,
+    /// and when the configs cannot be compared as JSON values.
+    pub changes: Option<Arc<ConfigChanges>>,
 }
 
 impl<T> Clone for ConfigChanged<T> {
@@ -28,6 +37,8 @@ impl<T> Clone for ConfigChanged<T> {
             new: self.new.clone(),
             previous: self.previous.clone(),
             source: self.source,
+            hash: self.hash,
+            changes: self.changes.clone(),
         }
     }
 }
@@ -38,6 +49,8 @@ impl<T> fmt::Debug for ConfigChanged<T> {
         f.debug_struct("ConfigChanged")
             .field("first", &self.previous.is_none())
             .field("source", &self.source)
+            .field("hash", &self.hash)
+            .field("changes", &self.changes)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +82,10 @@ type Validator<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 ///     type Result = Result<(), ReceiverError>;
 ///     fn handle(&mut self, msg: ConfigChanged<Config>, _: &mut Context<Self>) -> Self::Result {
 ///         println!("limit {} (was {:?})", msg.new.limit, msg.previous.map(|p| p.limit));
+///         // The JSON paths that changed since `previous`, never a value.
+///         if let Some(changes) = &msg.changes {
+///             println!("config {}: {changes}", msg.hash);
+///         }
 ///         Ok(())
 ///     }
 /// }
@@ -138,10 +155,19 @@ impl<T: DeserializeOwned + Send + Sync + Unpin + 'static> Handler<RemoteConfig> 
             }
         }
         let new = Arc::new(parsed);
+        let previous = self.current.clone();
+        // The client's summary is against the config it accepted last,
+        // which is `previous` here unless this actor was fed otherwise.
+        let changes = match previous {
+            Some(_) => msg.identity().and_then(|i| i.changes.clone()),
+            None => None,
+        };
         let change = ConfigChanged {
             new: new.clone(),
-            previous: self.current.clone(),
+            previous,
             source: msg.source(),
+            hash: msg.hash(),
+            changes,
         };
         let request = self.target.send(change);
         AtomicResponse::new(Box::pin(request.into_actor(self).map(

@@ -55,7 +55,10 @@ impl Handler<RemoteConfig> for ConfigOverride {
             Ok(merged) => merged,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        let config = RemoteConfig::new(merged, msg.initial).with_source(msg.source);
+        // The config-service's hash and change summary go with it: they
+        // say which config of the fleet this is, the overlay aside.
+        let mut config = msg;
+        config.data = merged.into();
         // Queued now, in arrival order; the client waits for the answer.
         let request = self.target.send(config);
         Box::pin(async move {

@@ -429,7 +429,8 @@ impl Bootstrap {
     pub fn offline_client(&self, receiver: Recipient<RemoteConfig>) -> Option<OfflineClient> {
         let path = self.offline_config_path()?;
         let client = OfflineClient::new(path, self.remote_config_receiver(receiver))
-            .config_timeout(self.config_timeout());
+            .config_timeout(self.config_timeout())
+            .module(&self.info.module_name);
         Some(client)
     }
 }

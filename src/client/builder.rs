@@ -56,6 +56,7 @@ pub struct ClusterClientBuilder {
     config_cache: Option<PathBuf>,
     routes_receiver: Option<Recipient<RoutesChanged>>,
     module_receivers: Vec<(String, ModuleReceiver)>,
+    keep_last_hosts: Vec<String>,
     session_events: Option<Recipient<SessionEvent>>,
     #[cfg(feature = "tls")]
     tls: Option<TlsConfig>,
@@ -105,6 +106,7 @@ impl ClusterClientBuilder {
             config_cache: None,
             routes_receiver: None,
             module_receivers: Vec::new(),
+            keep_last_hosts: Vec::new(),
             session_events: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -249,6 +251,26 @@ impl ClusterClientBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
     pub fn rpc(mut self, server: &crate::rpc::RpcServer) -> Self {
         self.rpc = Some(server.clone());
+        self
+    }
+
+    /// Keeps the last non-empty address list of the required `module` when
+    /// the config-service sends an empty one (push-empty protection; no Go
+    /// counterpart: Go hands `[]` to the upgrader, as this client does for
+    /// every module not named here).
+    ///
+    /// The config-service sends `[]` for a required module it does not
+    /// know, and while every instance of it is restarting. With this set,
+    /// the module's receiver gets its last non-empty list again instead,
+    /// [`Status::held_hosts`](super::Status::held_hosts) shows that it is
+    /// held and since when (a WARN line says so once), and the next
+    /// non-empty list replaces it. Before any non-empty list, `[]` is
+    /// delivered as it came. `module` must be required
+    /// ([`require_module`](Self::require_module) or
+    /// [`require_module_upgrader`](Self::require_module_upgrader)), before
+    /// or after this call.
+    pub fn keep_last_hosts(mut self, module: impl Into<String>) -> Self {
+        self.keep_last_hosts.push(module.into());
         self
     }
 
@@ -408,6 +430,16 @@ impl ClusterClientBuilder {
                 return Err(BuildError::DuplicateModule(name.clone()));
             }
         }
+        if self
+            .keep_last_hosts
+            .iter()
+            .any(|kept| !self.module_receivers.iter().any(|(m, _)| m == kept))
+        {
+            return Err(BuildError::InvalidSetting {
+                setting: Setting::KeepLastHosts,
+                reason: "it names a module that is not required",
+            });
+        }
         let positive = [
             (self.ack_timeout, Setting::AckTimeout),
             (self.config_timeout, Setting::ConfigTimeout),
@@ -468,6 +500,10 @@ impl ClusterClientBuilder {
             .iter()
             .map(|(m, _)| m.clone())
             .collect();
+        let keep_last_hosts = required
+            .iter()
+            .map(|m| self.keep_last_hosts.contains(m))
+            .collect();
         // Validation is done and the System is running: start upgraders.
         let module_receivers = self
             .module_receivers
@@ -514,6 +550,7 @@ impl ClusterClientBuilder {
             config_cache: self.config_cache,
             routes_receiver: self.routes_receiver,
             module_receivers,
+            keep_last_hosts,
             session_events: self.session_events,
             #[cfg(feature = "tls")]
             tls: self.tls,

@@ -31,12 +31,14 @@ use tokio::sync::oneshot;
 use super::answer::{Failure, Owed, Why};
 use super::cache::{self, CacheWriter, CACHE_FLUSH_TIMEOUT};
 use super::handshake::Initial;
+use super::held_hosts::HostsGuard;
 use super::lanes::{Lane, Snapshot};
 use super::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent, Settings,
     Shared,
 };
 use crate::metrics;
+use crate::identity::{Identity, Tracker};
 use crate::secrets::safe_receiver_error;
 
 /// How many configs whose delivery timed out are still awaited for a late
@@ -139,6 +141,11 @@ pub(crate) struct Delivery {
     routes: Option<Lane<RoutesChanged, Origin>>,
     hosts: Vec<Lane<HostsChanged, Origin>>,
     cache: Option<CacheWriter>,
+    /// The config accepted last: the identity of the next one is taken
+    /// against it.
+    identity: Tracker,
+    /// Empty-list protection of the required modules that opted in.
+    hosts_guard: HostsGuard,
     closing: bool,
     /// `Drain`s waiting for the config lane to be idle.
     drained: Vec<oneshot::Sender<()>>,
@@ -184,6 +191,8 @@ impl Delivery {
             .clone()
             .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
         Self {
+            identity: Tracker::new(settings.module.clone()),
+            hosts_guard: HostsGuard::new(settings.keep_last_hosts.iter().copied()),
             settings,
             shared,
             config,
@@ -220,14 +229,16 @@ impl Delivery {
         F: Fn(&mut Delivery) -> Option<&mut Lane<M, Origin>> + Copy + 'static,
     {
         let Some(lane) = lane_of(self) else { return };
-        let Some(next) = lane.next() else { return };
+        let Some(mut next) = lane.next() else { return };
+        let (receiver, recipient, timeout) =
+            (lane.name.clone(), lane.recipient.clone(), lane.timeout);
+        next.message.identify(&self.identity);
         let facts = next.message.facts();
         // Not bounded by actix's timeout, which would drop the answer: the
         // timer below ends the wait for the session, the answer is still
         // heard.
-        let request = Box::pin(lane.recipient.send(next.message));
-        let timer = Box::pin(actix::clock::sleep(lane.timeout));
-        let receiver = lane.name.clone();
+        let request = Box::pin(recipient.send(next.message));
+        let timer = Box::pin(actix::clock::sleep(timeout));
         self.sent += 1;
         let sent = Sent {
             number: self.sent,
@@ -295,7 +306,7 @@ impl Delivery {
         let why = match result {
             Ok(Ok(())) => {
                 if let Some(source) = facts.config_source {
-                    self.config_accepted(number, source, facts.config);
+                    self.config_accepted(number, source, facts.config, facts.identity, &tag);
                 }
                 None
             }
@@ -353,9 +364,6 @@ impl Delivery {
         match origin {
             Origin::Session { owed, .. } => owed.answer(outcome),
             Origin::Start(done) => {
-                if outcome.is_ok() {
-                    log::info!("{tag} cached config applied");
-                }
                 let _ = done.send(());
             }
         }
@@ -369,13 +377,24 @@ impl Delivery {
     /// The receiver accepted config `number`: unless a newer one was
     /// accepted first, it is the last good config now, whatever became of
     /// its session, and a node's goes to the cache.
-    fn config_accepted(&mut self, number: u64, source: ConfigSource, data: Option<bytes::Bytes>) {
+    fn config_accepted(
+        &mut self,
+        number: u64,
+        source: ConfigSource,
+        data: Option<bytes::Bytes>,
+        identity: Option<Arc<Identity>>,
+        tag: &str,
+    ) {
         if number < self.newest_accepted {
             return;
         }
         self.newest_accepted = number;
         if number > self.newest_rejected {
             self.shared.config_accepted(source);
+        }
+        if let Some(identity) = &identity {
+            let applied = self.identity.accepted(identity, source, tag);
+            self.shared.update(|s| s.config = Some(applied));
         }
         if let (Some(cache), Some(data), false) = (&self.cache, data, source == ConfigSource::Cache)
         {
@@ -413,6 +432,7 @@ impl Delivery {
             receiver,
             event,
             data,
+            identity,
             timed_out_at,
         } = late;
         let tag = format!("[module={}]", self.settings.module);
@@ -427,7 +447,7 @@ impl Delivery {
                     "{tag} the {receiver} accepted {event} {after:?} after its timeout: it is the \
                      last good config now"
                 );
-                self.config_accepted(number, ConfigSource::Server, Some(data));
+                self.config_accepted(number, ConfigSource::Server, Some(data), identity, &tag);
             }
             Ok(Err(e)) => {
                 let reason = safe_receiver_error(&*e as &(dyn std::error::Error + 'static));
@@ -487,6 +507,7 @@ impl Sent {
                 receiver: self.receiver.clone(),
                 event: self.event.clone(),
                 data: data.clone(),
+                identity: self.facts.identity.clone(),
                 timed_out_at: Instant::now(),
             }),
             _ => None,
@@ -500,6 +521,8 @@ struct Late {
     receiver: String,
     event: Cow<'static, str>,
     data: bytes::Bytes,
+    /// Its hash and change summary.
+    identity: Option<Arc<Identity>>,
     timed_out_at: Instant,
 }
 
@@ -510,19 +533,30 @@ struct Facts {
     config_source: Option<ConfigSource>,
     /// For a config: its bytes, for the cache once accepted.
     config: Option<bytes::Bytes>,
+    /// For a config: its hash and change summary.
+    identity: Option<Arc<Identity>>,
 }
 
 trait Outcome {
+    /// Takes what the message shows of itself against the config accepted
+    /// last (a config's identity), just before it is sent.
+    fn identify(&mut self, _accepted: &Tracker) {}
+
     fn facts(&self) -> Facts {
         Facts::default()
     }
 }
 
 impl Outcome for RemoteConfig {
+    fn identify(&mut self, accepted: &Tracker) {
+        self.set_identity(accepted.identify(&self.data));
+    }
+
     fn facts(&self) -> Facts {
         Facts {
             config_source: Some(self.source),
             config: self.kept_when_accepted(),
+            identity: self.identity().cloned(),
         }
     }
 }
@@ -567,6 +601,8 @@ impl Handler<Offer> for Delivery {
                 self.pump(Initial::Routes, |d| d.routes.as_mut(), ctx);
             }
             Item::Hosts(index, hosts) => {
+                let tag = self.tag(&origin);
+                let hosts = self.hosts_guard.filter(index, hosts, &tag, &self.shared);
                 let Some(lane) = self.hosts.get_mut(index) else {
                     origin.release();
                     return;

@@ -1,12 +1,14 @@
 //! The typed messages the client delivers to the application's actors.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Message;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use crate::identity::{ConfigChanges, ConfigHash, Identity};
 use crate::types::RoutingConfig;
 
 /// What a receiver answers: `Err` rejects the event. During the handshake a
@@ -62,6 +64,9 @@ pub struct RemoteConfig {
     pub initial: bool,
     /// Where it came from: a node, the cache on disk, or an offline file.
     pub source: ConfigSource,
+    /// Its hash and what changed since the config accepted before it, set
+    /// by the client as it sends the config.
+    identity: Option<Arc<Identity>>,
 }
 
 impl RemoteConfig {
@@ -71,7 +76,53 @@ impl RemoteConfig {
             data: data.into(),
             initial,
             source: ConfigSource::Server,
+            identity: None,
         }
+    }
+
+    /// The same config with its identity against the config accepted
+    /// before it.
+    pub(crate) fn set_identity(&mut self, identity: Arc<Identity>) {
+        self.identity = Some(identity);
+    }
+
+    /// Its identity, as the client set it.
+    pub(crate) fn identity(&self) -> Option<&Arc<Identity>> {
+        self.identity.as_ref()
+    }
+
+    /// The config's identity: a short hash of its canonical JSON, the same
+    /// whatever the key order and whitespace (see [`ConfigHash`]); what the
+    /// status, the INFO line and the `isp_cluster_config_info` series show
+    /// once the receiver accepts it. Computed once by the client (here
+    /// again for a config made with [`RemoteConfig::new`]).
+    pub fn hash(&self) -> ConfigHash {
+        match &self.identity {
+            Some(identity) => identity.hash,
+            None => Identity::of(&self.data).hash,
+        }
+    }
+
+    /// What changed since the config the receiver accepted before this one
+    /// (the JSON paths added, removed and changed, never a value); empty
+    /// for the same config again. `None` for the first config of the
+    /// process (the cached one, at a cold start with a cache), for a
+    /// config made with [`RemoteConfig::new`], and when either config
+    /// cannot be compared as JSON values (a number beyond `f64`).
+    ///
+    /// ```
+    /// # use isp_cluster::{RemoteConfig, ReceiverError};
+    /// fn apply(config: &RemoteConfig) -> Result<(), ReceiverError> {
+    ///     let restart_pool = config
+    ///         .changes()
+    ///         .is_none_or(|c| c.paths().any(|(_, path)| path == "db" || path.starts_with("db.")));
+    ///     // …
+    ///     # let _ = restart_pool;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn changes(&self) -> Option<&ConfigChanges> {
+        self.identity.as_ref()?.changes.as_deref()
     }
 
     /// The same config, marked as coming from `source`.

@@ -18,6 +18,7 @@ mod end_reason;
 mod error;
 mod handshake;
 mod health;
+mod held_hosts;
 mod lanes;
 mod liveness;
 mod messages;
@@ -47,6 +48,7 @@ pub use dispatch::fuzz_frame;
 pub use error::BuildError;
 #[allow(deprecated)]
 pub use health::{HealthcheckError, Inactive, ReadyError};
+pub use held_hosts::HeldHosts;
 pub use messages::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent,
 };
@@ -55,7 +57,7 @@ pub use outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
 pub(crate) use session::session_tag;
 pub(crate) use settings::Settings;
 pub use settings::*;
-pub(crate) use status::Shared;
+pub(crate) use status::{rfc3339, Shared};
 pub use status::{Rejection, SessionState, Status};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};

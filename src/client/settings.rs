@@ -74,6 +74,9 @@ pub(crate) struct Settings {
     pub(crate) config_cache: Option<PathBuf>,
     pub(crate) routes_receiver: Option<Recipient<RoutesChanged>>,
     pub(crate) module_receivers: Vec<(String, Recipient<HostsChanged>)>,
+    /// By required module (as `module_receivers`): keep its last non-empty
+    /// address list when the config-service sends an empty one.
+    pub(crate) keep_last_hosts: Vec<bool>,
     pub(crate) session_events: Option<Recipient<SessionEvent>>,
     /// How `wss://` hosts are checked (the system trust store when unset).
     #[cfg(feature = "tls")]
@@ -151,6 +154,8 @@ pub enum Setting {
     ConfigCache,
     /// [`ClusterClientBuilder::outage_summary_interval`](crate::ClusterClientBuilder::outage_summary_interval)
     OutageSummaryInterval,
+    /// [`ClusterClientBuilder::keep_last_hosts`](crate::ClusterClientBuilder::keep_last_hosts)
+    KeepLastHosts,
 }
 
 impl fmt::Display for Setting {
@@ -168,6 +173,7 @@ impl fmt::Display for Setting {
             Self::ReadLimit => "read limit",
             Self::ConfigCache => "config cache",
             Self::OutageSummaryInterval => "outage summary interval",
+            Self::KeepLastHosts => "keep last hosts",
         })
     }
 }

@@ -12,7 +12,11 @@
 //!  "cacheWritesFailed":0,"configsRejected":1,"newestConfigRejected":true,
 //!  "lastRejection":{"at":"2026-12-01T09:30:00.000Z","source":"server",
 //!                   "reason":"port must be positive"},
-//!  "configSource":"server"}
+//!  "configSource":"server",
+//!  "config":{"hash":"3f9a1c2b7e01","appliedAt":"2026-12-01T09:29:00.000Z",
+//!            "source":"server","previousHash":"9c0d1e2f3a4b",
+//!            "changes":{"added":[],"removed":[],"changed":["limit"],"omitted":0}},
+//!  "heldHosts":[]}
 //! ```
 
 use std::fmt;
@@ -22,7 +26,8 @@ use std::time::{Duration, SystemTime};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::sync::watch;
 
-use super::ConfigSource;
+use super::{ConfigSource, HeldHosts};
+use crate::identity::AppliedConfig;
 
 /// What the client is doing now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +202,13 @@ pub struct Status {
     /// defaults). [`ClusterClient::config_applied`](super::ClusterClient::config_applied)
     /// waits for it.
     pub config_source: Option<ConfigSource>,
+    /// The config in force: its hash, since when, from where, and what
+    /// changed from the one before (`None` until the receiver accepts one).
+    pub config: Option<AppliedConfig>,
+    /// The required modules whose last non-empty address list is kept
+    /// while the config-service sends an empty one
+    /// ([`ClusterClientBuilder::keep_last_hosts`](super::ClusterClientBuilder::keep_last_hosts)).
+    pub held_hosts: Vec<HeldHosts>,
 }
 
 impl Serialize for Status {
@@ -207,7 +219,7 @@ impl Serialize for Status {
             }
             _ => None,
         };
-        let mut s = serializer.serialize_struct("Status", 13)?;
+        let mut s = serializer.serialize_struct("Status", 15)?;
         s.serialize_field("state", &self.state)?;
         s.serialize_field("retryInMs", &retry_in_ms)?;
         s.serialize_field("host", &self.host)?;
@@ -222,6 +234,8 @@ impl Serialize for Status {
         s.serialize_field("newestConfigRejected", &self.newest_config_rejected)?;
         s.serialize_field("lastRejection", &self.last_rejection)?;
         s.serialize_field("configSource", &self.config_source)?;
+        s.serialize_field("config", &self.config)?;
+        s.serialize_field("heldHosts", &self.held_hosts)?;
         s.end()
     }
 }
@@ -276,6 +290,8 @@ impl Shared {
                 newest_config_rejected: false,
                 last_rejection: None,
                 config_source: None,
+                config: None,
+                held_hosts: Vec::new(),
             }),
             changed: watch::Sender::new(()),
         }
@@ -384,6 +400,8 @@ mod tests {
             "newestConfigRejected",
             "lastRejection",
             "configSource",
+            "config",
+            "heldHosts",
         ];
         let mut keys = keys;
         keys.sort_unstable();

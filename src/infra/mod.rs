@@ -202,7 +202,12 @@ impl Infra {
                 let metrics = metrics.clone();
                 async move {
                     match metrics {
-                        Ok(handle) => scrape::respond(&request, handle.render()),
+                        Ok(handle) => {
+                            let mut body = handle.render();
+                            // Outside the recorder: its old series are removed.
+                            crate::identity::info_metric::render(&mut body);
+                            scrape::respond(&request, body)
+                        }
                         Err(e) => HttpResponse::ServiceUnavailable()
                             .content_type(ContentType::plaintext())
                             .body(e),
