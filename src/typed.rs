@@ -8,8 +8,8 @@ use actix::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::client::{ConfigSource, ReceiverError, RemoteConfig};
-use crate::secrets::{hide_secrets_in_text, TypedConfigError};
 use crate::identity::{ConfigChanges, ConfigHash};
+use crate::secrets::{hide_secrets_in_text, TypedConfigError};
 
 /// A new config for the application, with the one it replaces.
 pub struct ConfigChanged<T> {

@@ -37,8 +37,8 @@ use super::{
     ConfigSource, HostsChanged, ReceiverError, RemoteConfig, RoutesChanged, SessionEvent, Settings,
     Shared,
 };
-use crate::metrics;
 use crate::identity::{Identity, Tracker};
+use crate::metrics;
 use crate::secrets::safe_receiver_error;
 
 /// How many configs whose delivery timed out are still awaited for a late
