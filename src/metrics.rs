@@ -132,7 +132,7 @@ const fn metric(
 /// the one list that the help texts and the descriptions come from (the
 /// README's table says the same in more words).
 #[cfg(any(feature = "infra", test))]
-pub(crate) const CLIENT_METRICS: [Metric; 15] = [
+pub(crate) const CLIENT_METRICS: [Metric; 17] = [
     metric(SESSION_STATE, Kind::Gauge, &["module", "state"],
         "1 for the cluster client's current session state, 0 for the others."),
     metric(CONNECT_ATTEMPTS, Kind::Counter, &["module", "outcome"],
@@ -141,6 +141,8 @@ pub(crate) const CLIENT_METRICS: [Metric; 15] = [
         "Sessions whose connection was upgraded: the handshake began."),
     metric(SESSIONS_ESTABLISHED, Kind::Counter, &["module"],
         "Sessions whose MODULE:READY was acknowledged."),
+    metric(SESSIONS_FAILED, Kind::Counter, &["module"],
+        "Sessions that started and ended before MODULE:READY was acknowledged, other than by the client's own close."),
     metric(SESSIONS_ENDED, Kind::Counter, &["module", "reason"],
         "Sessions that ended, by the class of their reason."),
     metric(SESSION_READY_SECONDS, Kind::Histogram, &["module"],
@@ -157,6 +159,8 @@ pub(crate) const CLIENT_METRICS: [Metric; 15] = [
         "Failed writes of the config cache file."),
     metric(ACK_TIMEOUTS, Kind::Counter, &["module", "event"],
         "MODULE:* emits the config-service did not acknowledge in time."),
+    metric(CONFIG_INFO, Kind::Gauge, &["module", "hash"],
+        "1 for the config the module runs, labelled with its content hash; one series per module."),
     metric(REQUIRED_MODULE_HOSTS, Kind::Gauge, &["module", "required"],
         "Live addresses of a required module, as last delivered."),
     metric(LB_REQUESTS, Kind::Counter, &["module", "outcome"],
@@ -194,6 +198,8 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Metric> {
     let all = CLIENT_METRICS.iter();
     #[cfg(any(feature = "devserver", test))]
     let all = all.chain(SERVER_METRICS.iter());
+    #[cfg(feature = "rpc")]
+    let all = all.chain(crate::rpc::metrics::RPC_METRICS.iter());
     all
 }
 

@@ -345,6 +345,7 @@ async fn a_refused_node_costs_no_time_and_a_failing_one_is_retried_at_its_pace()
     actix::clock::sleep(Duration::from_millis(1600)).await;
     let events = seen.timed_events();
     let mut failures = 0;
+    let mut dead_attempts = 0;
     let mut streak_start = None;
     let slack = Duration::from_millis(10);
     for (i, (at, event)) in events.iter().enumerate() {
@@ -352,18 +353,32 @@ async fn a_refused_node_costs_no_time_and_a_failing_one_is_retried_at_its_pace()
             panic!("{events:?}");
         };
         if *host == dead {
-            // Refused: the failing node is tried at once, and the refusal
-            // never completes a round of refusals (5 s).
-            assert_eq!(*retry_in, Duration::ZERO, "{events:?}");
-            if let Some((next, _)) = events.get(i + 1) {
-                assert!(*next - *at < Duration::from_millis(100), "{events:?}");
+            // Refused: never a round of refusals (5 s): the failing node
+            // next, at once or when its own pacing allows (the start is
+            // random: the failing node may have failed just before).
+            dead_attempts += 1;
+            assert!(*retry_in <= initial.mul_f64(1.75) + slack, "{events:?}");
+            if retry_in.is_zero() {
+                if let Some((next, _)) = events.get(i + 1) {
+                    assert!(*next - *at < Duration::from_millis(100), "{events:?}");
+                }
             }
+            continue;
+        }
+        let start = *streak_start.get_or_insert(*at);
+        if retry_in.is_zero() {
+            // One node failed: the node not yet tried in this streak is
+            // tried at once (only the first failure can be followed so).
+            assert_eq!(failures, 0, "{events:?}");
+            if let Some((_, SessionEvent::Inactive { host: next, .. })) = events.get(i + 1) {
+                assert_eq!(*next, dead, "{events:?}");
+            }
+            failures += 1;
             continue;
         }
         // Reached and failed: d = max(300 ms, a quarter of the streak's
         // age), times [0.75, 1.75] for the first of the streak and
         // [0.96, 1.04] after it.
-        let start = *streak_start.get_or_insert(*at);
         let d = initial.max((*at - start) / 4);
         let (lo, hi) = if failures == 0 {
             (0.75, 1.75)
@@ -383,6 +398,8 @@ async fn a_refused_node_costs_no_time_and_a_failing_one_is_retried_at_its_pace()
         events.len()
     );
     assert!((3..=7).contains(&failures), "{failures}: {events:?}");
+    // The refused node is paced on its own (down_retry 5 s): once at most.
+    assert!(dead_attempts <= 1, "{events:?}");
     client.close().await;
 }
 

@@ -22,6 +22,36 @@ pub const CLIENT_CALLS: &str = "isp_cluster_rpc_client_calls_total";
 /// `send` to the answer (hosts skipped included).
 pub const CLIENT_CALL_SECONDS: &str = "isp_cluster_rpc_client_call_duration_seconds";
 
+/// The RPC metrics in the crate's one list (`# HELP` lines and
+/// `/internal/metrics/descriptions`).
+#[cfg(any(feature = "infra", test))]
+pub(crate) const RPC_METRICS: [crate::metrics::Metric; 4] = [
+    crate::metrics::Metric {
+        name: SERVER_CALLS,
+        kind: crate::metrics::Kind::Counter,
+        labels: &["endpoint", "code"],
+        help: "isp RPC calls served, by the router's endpoint name and gRPC code.",
+    },
+    crate::metrics::Metric {
+        name: SERVER_CALL_SECONDS,
+        kind: crate::metrics::Kind::Histogram,
+        labels: &["endpoint"],
+        help: "Seconds from an isp RPC request's arrival to its answer.",
+    },
+    crate::metrics::Metric {
+        name: CLIENT_CALLS,
+        kind: crate::metrics::Kind::Counter,
+        labels: &["module", "endpoint", "code"],
+        help: "isp RPC calls made to a required module, by endpoint and gRPC code.",
+    },
+    crate::metrics::Metric {
+        name: CLIENT_CALL_SECONDS,
+        kind: crate::metrics::Kind::Histogram,
+        labels: &["module", "endpoint"],
+        help: "Seconds from an isp RPC call's send to its answer, hosts skipped included.",
+    },
+];
+
 pub(crate) fn server_call(endpoint: &str, code: Code, took: Duration) {
     counter!(SERVER_CALLS, "endpoint" => endpoint.to_owned(), "code" => code.name()).increment(1);
     histogram!(SERVER_CALL_SECONDS, "endpoint" => endpoint.to_owned()).record(took.as_secs_f64());

@@ -73,7 +73,7 @@ mod error;
 mod handler;
 mod message;
 mod metadata;
-mod metrics;
+pub(crate) mod metrics;
 mod router;
 mod server;
 
