@@ -36,6 +36,8 @@
 //! | `GET /admin/routes` | the routing table |
 
 mod admin;
+pub mod admin_api;
+mod configs;
 mod connection;
 mod schema;
 mod session;
@@ -478,6 +480,13 @@ impl ConfigServer {
                 module: module.to_owned(),
                 violations,
             })
+    }
+
+    /// The admin API of the real service (`config/...`), for a Rust test
+    /// that calls its operations directly; the same operations are served
+    /// over isp RPC.
+    pub fn admin_api(&self) -> admin_api::AdminApi {
+        admin_api::AdminApi::new(Arc::clone(&self.shared))
     }
 
     /// The module's active config.
