@@ -182,11 +182,20 @@ mod tests {
             .insert("spare".to_owned(), ByteString::from_static("{}"))
             .id
             .clone();
-        assert_eq!(configs.active().map(|c| c.id.as_str()), Some(first.id.as_str()));
+        assert_eq!(
+            configs.active().map(|c| c.id.as_str()),
+            Some(first.id.as_str())
+        );
         assert!(configs.activate(&second));
-        assert_eq!(configs.active().map(|c| c.id.as_str()), Some(second.as_str()));
+        assert_eq!(
+            configs.active().map(|c| c.id.as_str()),
+            Some(second.as_str())
+        );
         assert_eq!(configs.all().iter().filter(|c| c.active).count(), 1);
         assert!(!configs.activate("no such id"));
-        assert_eq!(configs.active().map(|c| c.id.as_str()), Some(second.as_str()));
+        assert_eq!(
+            configs.active().map(|c| c.id.as_str()),
+            Some(second.as_str())
+        );
     }
 }

@@ -356,11 +356,9 @@ impl State {
         module.version.clone_from(&data.version);
         if module.configs.active().is_none() {
             let id = module.id.clone();
-            module.configs.set_active_data(
-                &module_name,
-                &id,
-                ByteString::from(data.config.get()),
-            );
+            module
+                .configs
+                .set_active_data(&module_name, &id, ByteString::from(data.config.get()));
         }
         vec![Answer::Config]
     }

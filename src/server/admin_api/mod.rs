@@ -52,8 +52,7 @@ pub const GET_MODULES_INFO: &str = "config/module/get_modules_info";
 /// `config/routing/get_routes`: every live instance.
 pub const GET_ROUTES: &str = "config/routing/get_routes";
 /// `config/config/get_active_config_by_module_name`.
-pub const GET_ACTIVE_CONFIG_BY_MODULE_NAME: &str =
-    "config/config/get_active_config_by_module_name";
+pub const GET_ACTIVE_CONFIG_BY_MODULE_NAME: &str = "config/config/get_active_config_by_module_name";
 /// `config/config/get_configs_by_module_id`.
 pub const GET_CONFIGS_BY_MODULE_ID: &str = "config/config/get_configs_by_module_id";
 /// `config/config/get_config_by_id`.
@@ -200,10 +199,8 @@ impl AdminApi {
                     AdminError::new(ERROR_CODE_SCHEMA_NOT_FOUND, "config schema not found")
                 })?;
             if !violations.is_empty() {
-                return Err(
-                    AdminError::new(ERROR_CODE_INVALID_CONFIG, "invalid config")
-                        .with_details(violations),
-                );
+                return Err(AdminError::new(ERROR_CODE_INVALID_CONFIG, "invalid config")
+                    .with_details(violations));
             }
         }
         let name = name.ok_or_else(AdminError::module_not_found)?;
