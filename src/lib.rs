@@ -117,3 +117,7 @@ pub mod server;
 
 #[cfg(feature = "infra")]
 pub mod infra;
+
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+pub mod rpc;

@@ -252,6 +252,44 @@ impl EndpointDescriptor {
     pub fn required_admin_permission(&self) -> Option<&str> {
         required_admin_permission(self)
     }
+
+    /// Sets [`inner`](Self::inner): reachable only from inside the cluster.
+    pub fn inner(mut self, inner: bool) -> Self {
+        self.inner = inner;
+        self
+    }
+
+    /// Sets [`user_auth_required`](Self::user_auth_required).
+    pub fn user_auth_required(mut self, required: bool) -> Self {
+        self.user_auth_required = required;
+        self
+    }
+
+    /// Sets [`http_method`](Self::http_method).
+    pub fn http_method(mut self, method: impl Into<String>) -> Self {
+        self.http_method = method.into();
+        self
+    }
+
+    /// Sets [`extra`](Self::extra), e.g. [`require_admin_permission`].
+    pub fn extra(mut self, extra: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.extra = extra;
+        self
+    }
+}
+
+impl From<&str> for EndpointDescriptor {
+    /// An endpoint at this path with everything else empty.
+    fn from(path: &str) -> Self {
+        Self::new(path)
+    }
+}
+
+impl From<String> for EndpointDescriptor {
+    /// An endpoint at this path with everything else empty.
+    fn from(path: String) -> Self {
+        Self::new(path)
+    }
 }
 
 /// `{"reqAdminPerm": perm}`, for [`EndpointDescriptor::extra`].

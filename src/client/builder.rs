@@ -59,6 +59,8 @@ pub struct ClusterClientBuilder {
     session_events: Option<Recipient<SessionEvent>>,
     #[cfg(feature = "tls")]
     tls: Option<TlsConfig>,
+    #[cfg(feature = "rpc")]
+    rpc: Option<crate::rpc::RpcServer>,
 }
 
 impl fmt::Debug for ClusterClientBuilder {
@@ -106,6 +108,8 @@ impl ClusterClientBuilder {
             session_events: None,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "rpc")]
+            rpc: None,
         }
     }
 
@@ -224,6 +228,27 @@ impl ClusterClientBuilder {
     ) -> Self {
         self.module_receivers
             .push((module.into(), ModuleReceiver::Upgrader(Box::new(upgrader))));
+        self
+    }
+
+    /// The module serves isp RPC with `server`: `MODULE:READY` declares
+    /// exactly its router's endpoints, at the server's
+    /// [declared address](crate::rpc::RpcServer::declared_address) (its
+    /// outer address, else the one it listens on; on an unspecified
+    /// `0.0.0.0` the module's own address with the server's port), with
+    /// transport `grpc`, instead of [`ModuleInfo`]'s endpoints and address.
+    /// Each READY is made afresh, and a router change while a session is
+    /// active sends `MODULE:READY` again with the new list.
+    ///
+    /// Stopping follows isp-kit: on [`ClusterClient::close`] and when the
+    /// actix System stops, the module leaves the cluster first (close
+    /// 1000, so callers stop being sent here), then the server is
+    /// [stopped](crate::rpc::RpcServer::stop): it answers for its grace,
+    /// then refuses new calls while those in flight finish.
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn rpc(mut self, server: &crate::rpc::RpcServer) -> Self {
+        self.rpc = Some(server.clone());
         self
     }
 
@@ -464,9 +489,12 @@ impl ClusterClientBuilder {
             requirements_payload: serde_json::to_vec(&requirements)
                 .map_err(encode("module requirements"))?
                 .into(),
-            ready_payload: serde_json::to_vec(&self.info.backend_declaration(&required))
-                .map_err(encode("backend declaration"))?
-                .into(),
+            declaration: super::declaration::Declaration::new(
+                self.info.backend_declaration(&required),
+                #[cfg(feature = "rpc")]
+                self.rpc,
+            )
+            .map_err(encode("backend declaration"))?,
             ack_timeout: self.ack_timeout,
             outage_summary_interval: self.outage_summary_interval,
             config_timeout: self.config_timeout,

@@ -10,6 +10,7 @@
 mod builder;
 mod cache;
 mod connect;
+mod declaration;
 mod delivery;
 mod dispatch;
 mod error;

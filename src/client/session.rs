@@ -117,6 +117,9 @@ pub(crate) struct Session {
     end_reason: Option<String>,
     /// When `MODULE:READY` was acknowledged.
     active_since: Option<Instant>,
+    /// The endpoints changed before this session was active: declare again
+    /// once its READY is acknowledged.
+    redeclare: bool,
     /// `close()` asked for this end.
     closed_by_us: bool,
     /// The status, written here only when the session outlives its
@@ -172,6 +175,7 @@ impl Session {
                 closing: None,
                 end_reason: None,
                 active_since: None,
+                redeclare: false,
                 closed_by_us: false,
                 shared,
                 teardown: false,
@@ -256,7 +260,7 @@ impl Session {
         let limit = MAX_UNSENT_BYTES
             .saturating_add(self.settings.schema_payload.len())
             .saturating_add(self.settings.requirements_payload.len())
-            .saturating_add(self.settings.ready_payload.len());
+            .saturating_add(self.settings.declaration.len());
         if unsent > limit {
             self.outbox.discard_unsent();
             let reason =
@@ -329,6 +333,9 @@ impl Session {
                 self.start_initial_deadlines(ctx);
                 self.maybe_declare(ctx);
             }
+            MODULE_READY if self.active_since.is_some() => {
+                log::info!("{} declared again (the endpoints changed)", self.tag());
+            }
             MODULE_READY => {
                 self.handshake.activated();
                 self.active_since = Some(Instant::now());
@@ -340,6 +347,10 @@ impl Session {
                     events.do_send(super::SessionEvent::Active {
                         host: self.host.clone(),
                     });
+                }
+                if std::mem::take(&mut self.redeclare) {
+                    let payload = self.settings.declaration.payload();
+                    self.emit_with_ack(MODULE_READY, payload, ctx);
                 }
             }
             _ => {}
@@ -372,7 +383,7 @@ impl Session {
 
     fn maybe_declare(&mut self, ctx: &mut Context<Self>) {
         if self.closing.is_none() && self.handshake.declare_now() {
-            let payload = self.settings.ready_payload.clone();
+            let payload = self.settings.declaration.payload();
             self.emit_with_ack(MODULE_READY, payload, ctx);
         }
     }
@@ -609,6 +620,10 @@ impl Actor for Session {
         let requirements = self.settings.requirements_payload.clone();
         self.emit_with_ack(MODULE_SEND_CONFIG_SCHEMA, schema, ctx);
         self.emit_with_ack(MODULE_SEND_REQUIREMENTS, requirements, ctx);
+        #[cfg(feature = "rpc")]
+        if let Some(changes) = self.settings.declaration.changes() {
+            ctx.add_message_stream(changes);
+        }
     }
 
     /// Stopped from outside before it closed: its System is stopping, or
@@ -809,5 +824,28 @@ impl Handler<Delivered> for Session {
 
     fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
         self.delivered(msg, ctx);
+    }
+}
+
+/// The declared endpoints changed (an RPC router changed at run time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Redeclare;
+
+impl Message for Redeclare {
+    type Result = ();
+}
+
+impl Handler<Redeclare> for Session {
+    type Result = ();
+
+    /// Sends `MODULE:READY` again with the new endpoints once this session
+    /// is active; before that, the READY still to come carries them.
+    fn handle(&mut self, _: Redeclare, ctx: &mut Context<Self>) {
+        if self.active_since.is_none() {
+            self.redeclare = true;
+        } else if self.closing.is_none() {
+            let payload = self.settings.declaration.payload();
+            self.emit_with_ack(MODULE_READY, payload, ctx);
+        }
     }
 }

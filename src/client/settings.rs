@@ -53,7 +53,8 @@ pub(crate) struct Settings {
     pub(crate) module: String,
     pub(crate) schema_payload: Bytes,
     pub(crate) requirements_payload: Bytes,
-    pub(crate) ready_payload: Bytes,
+    /// What `MODULE:READY` carries.
+    pub(crate) declaration: super::declaration::Declaration,
     pub(crate) ack_timeout: Duration,
     pub(crate) config_timeout: Duration,
     pub(crate) receiver_timeout: Duration,
@@ -173,3 +174,15 @@ impl fmt::Display for Setting {
 
 /// The smallest read limit the client and the embedded server accept.
 pub const MIN_READ_LIMIT: usize = 1024;
+
+impl Settings {
+    /// The module has left the cluster (or its System is ending): what it
+    /// served may stop now, in isp-kit's order (the RPC server's grace,
+    /// then it refuses new calls). Idempotent.
+    pub(crate) fn left_the_cluster(&self) {
+        #[cfg(feature = "rpc")]
+        if let Some(server) = self.declaration.rpc_server() {
+            server.stop();
+        }
+    }
+}

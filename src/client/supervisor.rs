@@ -288,6 +288,7 @@ impl Supervisor {
                 .send(Drain)
                 .into_actor(self)
                 .map(|_, act, ctx| {
+                    act.settings.left_the_cluster();
                     for waiter in act.close_waiters.drain(..) {
                         let _ = waiter.send(());
                     }
@@ -319,6 +320,9 @@ impl Actor for Supervisor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // The System is ending (or the client closed): the session's close
+        // frame is out or being flushed now; the RPC server may stop.
+        self.settings.left_the_cluster();
         // With a session still live (the runtime is being dropped), the
         // session says how it ended: `Closed` only once its close frame is
         // out.
