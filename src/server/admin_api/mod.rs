@@ -14,9 +14,10 @@
 //! | `config/config/mark_config_as_active` | [`AdminApi::mark_config_as_active`] |
 //! | `config/config/sync` | [`AdminApi::sync_config`] |
 //!
-//! The operations are plain async functions over the server's state: the
-//! RPC layer serves them, a Rust test may call them directly through
-//! [`ConfigServer::admin_api`](super::ConfigServer::admin_api).
+//! The operations are plain async functions over the server's state: with
+//! the `rpc` feature the server serves them over isp RPC (see
+//! `ConfigServerBuilder::rpc_listen`), and a Rust test may call them
+//! directly through [`ConfigServer::admin_api`](super::ConfigServer::admin_api).
 //!
 //! Where the embedded server differs from the real one: it keeps no config
 //! history and knows no variables; a config is looked up within the module
@@ -25,6 +26,8 @@
 //! configs by module.
 
 mod error;
+#[cfg(feature = "rpc")]
+pub(crate) mod rpc;
 mod types;
 
 use std::sync::Arc;
