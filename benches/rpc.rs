@@ -31,6 +31,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use isp_cluster::lb::HostsUpgrader as _;
 use isp_cluster::rpc::{Error, Json, Message, Router, RpcClient, RpcServer};
 use serde_json::value::RawValue;
 use tonic::codegen::http;
@@ -287,8 +288,12 @@ fn echo_bench(c: &mut Criterion) {
                         walls.0 = wall;
                     } else {
                         let (wall, lat) = drive(iters, case.concurrency, || async {
-                            let answer: Box<RawValue> =
-                                ours.call(ECHO, &json).await.expect("our echo answers");
+                            let answer: Box<RawValue> = ours
+                                .call(ECHO)
+                                .json(&json)
+                                .send()
+                                .await
+                                .expect("our echo answers");
                             std::hint::black_box(answer);
                         })
                         .await;
