@@ -19,7 +19,10 @@
 //! isp-kit modules serve, for actix-web. The `bootstrap` feature adds
 //! `bootstrap::Bootstrap`: the client, the offline client and the infra
 //! server built from a Go module's local config files and environment, as
-//! isp-kit's `bootstrap.NewClustered` builds them. Every metric the crate records
+//! isp-kit's `bootstrap.NewClustered` builds them. The `rpc` feature adds
+//! the `rpc` module: isp-kit's module-to-module gRPC, a router of
+//! endpoints served over h2c and a client of a required module (see the
+//! README's "isp RPC"). Every metric the crate records
 //! goes through the [`metrics`](https://docs.rs/metrics) facade (the
 //! README lists every name).
 //!

@@ -57,6 +57,8 @@ mod environment;
 mod error;
 mod local_config;
 mod module;
+#[cfg(feature = "rpc")]
+mod rpc;
 mod yaml;
 
 use std::io;

@@ -10,6 +10,7 @@ use crate::types::BackendDeclaration;
 /// The source of a session's `MODULE:READY` payload.
 pub(crate) struct Declaration {
     /// The declaration as built (endpoints and address from `ModuleInfo`).
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     base: BackendDeclaration,
     /// Its JSON, for a module without an RPC server.
     fixed: Bytes,

@@ -16,6 +16,16 @@ use serde::Serialize;
 
 use super::{NoHostsToBalance, RoundRobin};
 
+/// The request id header (Go: `requestid.Header`).
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A new request id: 16 random bytes as 32 hex digits (Go:
+/// `requestid.Next`).
+fn new_request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// How long a whole request may take by default, across every host it
 /// tries and until the response body is read.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -401,6 +411,15 @@ impl BalancedRequest<'_> {
         self
     }
 
+    /// The `x-request-id` to send: pass on the id of the request being
+    /// handled (an HTTP request's header, an isp RPC handler's
+    /// `rpc::RequestId`). Without one (and no such
+    /// header set), a new one is sent: 16 random bytes as 32 hex digits,
+    /// as isp-kit's clients do.
+    pub fn request_id(self, id: &str) -> Self {
+        self.insert_header((REQUEST_ID_HEADER, id))
+    }
+
     /// Sends the request without a body.
     pub async fn send(self) -> Result<ClientResponse, BalancedError> {
         self.dispatch(None).await
@@ -434,7 +453,13 @@ impl BalancedRequest<'_> {
         self.dispatch(Some(body.into())).await
     }
 
-    async fn dispatch(self, body: Option<Bytes>) -> Result<ClientResponse, BalancedError> {
+    async fn dispatch(mut self, body: Option<Bytes>) -> Result<ClientResponse, BalancedError> {
+        if !self.headers.contains_key(REQUEST_ID_HEADER) {
+            if let Ok(id) = HeaderValue::from_str(&new_request_id()) {
+                self.headers
+                    .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), id);
+            }
+        }
         let module = self.client.pool.module();
         let result = self.try_hosts(body).await;
         crate::metrics::lb_request(

@@ -32,6 +32,10 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// host is tried.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How close to a call's deadline a `Cancelled` from tonic's own timer is
+/// taken for the deadline passing.
+const DEADLINE_SLACK: Duration = Duration::from_millis(20);
+
 /// Why a call failed. [`code`](Self::code) is the gRPC code;
 /// [`detail`](Self::detail) isp-kit's error code, message and details when
 /// the server sent them.
@@ -546,6 +550,15 @@ impl CallBuilder {
             match outcome {
                 Ok(response) => return Ok((host.to_string(), response.into_inner().into_json())),
                 Err(status) => {
+                    // tonic's own timer on the same deadline says Cancelled.
+                    if status.code() == tonic::Code::Cancelled
+                        && Instant::now() + DEADLINE_SLACK >= deadline
+                    {
+                        return Err(CallError::Timeout {
+                            module,
+                            timeout: self.timeout,
+                        });
+                    }
                     if refused(&status) {
                         // Nothing reached the host: the next one may take it.
                         self.client.forget(host);

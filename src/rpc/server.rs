@@ -157,6 +157,10 @@ impl RpcServerBuilder {
             .build()?;
         let stage = Arc::new(watch::channel(Stage::Serving).0);
         let stages = stage.clone();
+        // Subscribed before the thread runs: a stop right after `bind`
+        // is not missed.
+        let mut stage_rx = stage.subscribe();
+        stage_rx.mark_changed();
         let settings = Arc::new(Settings {
             router: self.router.clone(),
             max_message_size: self.max_message_size,
@@ -170,7 +174,7 @@ impl RpcServerBuilder {
         let thread = std::thread::Builder::new()
             .name("isp-rpc-server".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, settings, stages, timing));
+                runtime.block_on(serve(listener, settings, stages, stage_rx, timing));
                 // Tasks left (connections past the drain timeout) end here.
                 runtime.shutdown_timeout(Duration::from_millis(100));
             })?;
@@ -371,9 +375,9 @@ async fn serve(
     listener: TcpListener,
     settings: Arc<Settings>,
     stages: Arc<watch::Sender<Stage>>,
+    mut stage: watch::Receiver<Stage>,
     (grace, drain_timeout): (Duration, Duration),
 ) {
-    let mut stage = stages.subscribe();
     let local = listener.local_addr().ok();
     let (drain, drain_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -620,7 +624,7 @@ impl tonic::server::UnaryService<Message> for Dispatch {
             let handler = CURRENT_REQUEST_ID.scope(request_id.clone(), handler);
             let outcome = match tokio::time::timeout(budget, handler).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(panic)) => Err(Error::internal(Panicked(panic_text(&panic)))),
+                Ok(Err(panic)) => Err(Error::internal(Panicked(panic_text(&*panic)))),
                 Err(_) => Err(
                     Error::status(Code::DeadlineExceeded, "context deadline exceeded")
                         .with_cause(TimedOut(budget)),
