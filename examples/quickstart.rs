@@ -1,4 +1,4 @@
-//! Quickstart: three modules and an embedded config-service, in one process.
+//! Quickstart: four modules and an embedded config-service, in one process.
 //!
 //! ```sh
 //! cargo run --example quickstart                 # the story on stdout
