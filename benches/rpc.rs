@@ -277,7 +277,7 @@ fn echo_bench(c: &mut Criterion) {
         // Runs both sides `iters` calls each; returns (bare, ours) wall times.
         let pair = |iters: u64| {
             system.block_on(async {
-                let bare_first = sample.get() % 2 == 0;
+                let bare_first = sample.get().is_multiple_of(2);
                 sample.set(sample.get() + 1);
                 let mut walls = (Duration::ZERO, Duration::ZERO);
                 for bare_turn in [bare_first, !bare_first] {

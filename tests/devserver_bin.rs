@@ -289,7 +289,7 @@ async fn the_binary_serves_the_real_services_admin_api_over_rpc() {
     let server = DevServer::start();
     let _session = ready_session(&server, "b", 9100).await;
     let admin = isp_cluster::rpc::RpcClient::new("isp-config-service");
-    admin.upgrade(&[server.rpc_addr.clone()]);
+    admin.upgrade(std::slice::from_ref(&server.rpc_addr));
     let routes: serde_json::Value = admin
         .call("config/routing/get_routes")
         .send()

@@ -253,7 +253,7 @@ impl State {
                 })
             })
             .collect();
-        live.sort_by(|a, b| (b.ready_at, b.session).cmp(&(a.ready_at, a.session)));
+        live.sort_by_key(|b| std::cmp::Reverse((b.ready_at, b.session)));
         live
     }
 
