@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run --example module -- --hosts 127.0.0.1:9001[,H2…] --name NAME \
 //!     [--require A,B] [--routes] [--config-file default.json] [--address IP:PORT] \
-//!     [--ca-file ca.pem] [--cache-file last-good.json] [--infra IP:PORT]
+//!     [--ca-file ca.pem] [--cache-file last-good.json] [--infra IP:PORT] [--rpc IP:PORT]
 //! ```
 //!
 //! Hosts may be `host:port`, `ws://host:port` or `wss://host:port`;
@@ -13,6 +13,8 @@
 //! run delivers it at once, even while every node is down. `--infra`
 //! serves `/internal/metrics`, `/internal/health` and `/internal/status` on
 //! that address (port 0: a free one), as isp-kit's infra server does.
+//! `--rpc` (feature `rpc`) serves `rpc/echo` over isp RPC on that address
+//! and declares it, as a Go module serving its endpoints does.
 //!
 //! Lines: `{"event":"active","host":…}`, `{"event":"inactive","reason":…}`,
 //! `{"event":"config","config":…,"source":"server"|"cache"}`,
@@ -41,6 +43,7 @@ struct Args {
     ca_file: Option<String>,
     cache_file: Option<String>,
     infra: Option<std::net::SocketAddr>,
+    rpc: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -54,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         ca_file: None,
         cache_file: None,
         infra: None,
+        rpc: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +78,8 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--infra {addr:?} is not IP:PORT"))?;
                 args.infra = Some(parsed);
             }
+            #[cfg(feature = "rpc")]
+            "--rpc" => args.rpc = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -208,6 +214,17 @@ async fn run(args: Args) -> Result<(), String> {
     if args.infra.is_some() {
         // Before the client starts, so that its first attempt is counted.
         isp_cluster::infra::install_recorder()?;
+    }
+    #[cfg(feature = "rpc")]
+    if let Some(addr) = &args.rpc {
+        let echo = |isp_cluster::rpc::Json(body): isp_cluster::rpc::Json<serde_json::Value>| async move {
+            Ok::<_, isp_cluster::rpc::Error>(body)
+        };
+        let router = isp_cluster::rpc::Router::new().route("rpc/echo", echo);
+        let server = isp_cluster::rpc::RpcServer::builder(router)
+            .bind(addr.as_str())
+            .map_err(|e| format!("cannot serve --rpc on {addr}: {e}"))?;
+        builder = builder.rpc(&server);
     }
     let client = builder.start().map_err(|e| ErrorChain(&e).to_string())?;
     let infra = match args.infra {

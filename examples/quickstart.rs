@@ -1,4 +1,4 @@
-//! Quickstart: three modules and an embedded config-service, in one process.
+//! Quickstart: four modules and an embedded config-service, in one process.
 //!
 //! ```sh
 //! cargo run --example quickstart                 # the story on stdout
@@ -6,12 +6,16 @@
 //! ```
 //!
 //! `auth` registers; `echo` registers and serves `POST /echo` on loopback;
-//! `gateway` requires both, wants the routing table and has a typed config.
-//! It follows `auth`'s addresses with an actor, and calls `echo` through the
-//! balanced HTTP client, fed by a round-robin pool. The story: registration,
-//! the initial config, calls to echo, a config change pushed and applied, a
-//! second instance of auth and of echo appearing (calls spread over both
-//! echoes) and leaving (calls stay on the first), and a graceful shutdown.
+//! `prices` serves `prices/quote` over isp RPC (isp-kit's gRPC) and declares
+//! it; `gateway` requires all three, wants the routing table and has a typed
+//! config. It follows `auth`'s addresses with an actor, calls `echo` through
+//! the balanced HTTP client, fed by a round-robin pool, and calls `prices`
+//! through the RPC client, which follows `prices`' hosts as they come from
+//! the config-service. The story: registration, the initial config, calls
+//! to echo and prices, a config change pushed and applied, a second instance
+//! of auth, echo and prices appearing (calls spread over both) and leaving
+//! (calls stay on the first; the calls to prices made while its second
+//! instance leaves all answered), and a graceful shutdown.
 //! The gateway serves its infra routes (`/internal/metrics`, `/internal/health`,
 //! `/internal/status`) on a port of its own; the story says where, and ends
 //! with what its metrics counted.
@@ -26,6 +30,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use isp_cluster::infra::Infra;
 use isp_cluster::lb::{BalancedClient, HostsUpgrader, RoundRobin};
+use isp_cluster::rpc::{self, Json, Router, RpcClient, RpcServer};
 use isp_cluster::server::ConfigServer;
 use isp_cluster::{
     config_schema, hide_secrets, AddressConfiguration, BuildError, ClusterClient, ConfigChanged,
@@ -202,6 +207,96 @@ impl Echo {
     }
 }
 
+/// A `prices` instance: a module serving `prices/quote` over isp RPC,
+/// declared at the address its RPC server listens on.
+struct Prices {
+    cluster: ClusterClient,
+    server: RpcServer,
+}
+
+/// What `prices/quote` is asked.
+#[derive(Serialize, Deserialize)]
+struct Quote {
+    item: String,
+}
+
+/// What `prices/quote` answers, and which instance answered.
+#[derive(Serialize, Deserialize)]
+struct Price {
+    item: String,
+    cents: u32,
+    from: String,
+}
+
+async fn prices_module(config_service: &str, instance: &str) -> Result<Prices, Box<dyn Error>> {
+    let me = instance.to_owned();
+    let quote = move |Json(quote): Json<Quote>| {
+        let from = me.clone();
+        async move {
+            if quote.item.is_empty() {
+                return Err(rpc::Error::business(400, "no item"));
+            }
+            let cents = 100 + 10 * u32::try_from(quote.item.len()).unwrap_or(0);
+            Ok(Price {
+                item: quote.item,
+                cents,
+                from,
+            })
+        }
+    };
+    let server = RpcServer::builder(Router::new().route("prices/quote", quote))
+        // The time callers have to learn that an instance left, while it
+        // still answers (isp-kit's modules wait as long).
+        .stop_grace(PRICES_STOP_GRACE)
+        .bind("127.0.0.1:0")?;
+    let info = ModuleInfo::new("prices", "1.0.0", AddressConfiguration::default());
+    let cluster = ClusterClient::builder(info, ConfigData::default())
+        .hosts([config_service])
+        // Declares prices/quote at the server's address, and stops the
+        // server after the module left the cluster.
+        .rpc(&server)
+        .start()?;
+    Ok(Prices { cluster, server })
+}
+
+/// How long a leaving prices instance still answers new calls.
+const PRICES_STOP_GRACE: Duration = Duration::from_millis(500);
+
+impl Prices {
+    /// Leaves the cluster, then answers for the grace, then stops.
+    async fn stop(self) {
+        self.cluster.close().await;
+        self.server.stopped().await;
+    }
+}
+
+/// One call of `prices/quote`: the instance that answered, or the error.
+async fn quote(client: &RpcClient, item: &str) -> Result<String, rpc::CallError> {
+    let price: Price = client
+        .call("prices/quote")
+        .json(&Quote {
+            item: item.to_owned(),
+        })
+        .send()
+        .await?;
+    Ok(price.from)
+}
+
+/// The gateway calls prices `times` times; says who answered how often.
+async fn call_prices(client: &RpcClient, times: usize) {
+    let mut answered: std::collections::BTreeMap<String, usize> = Default::default();
+    for i in 0..times {
+        let from = match quote(client, ["tea", "coffee"][i % 2]).await {
+            Ok(from) => from,
+            Err(e) => format!("an error: {e}"),
+        };
+        *answered.entry(from).or_default() += 1;
+    }
+    say(format!(
+        "gateway: {times} calls to prices/quote answered by {answered:?}"
+    ));
+}
+
 /// The gateway calls echo `times` times; each answer is a line.
 async fn call_echo(client: &BalancedClient, times: usize) {
     for i in 1..=times {
@@ -250,6 +345,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
         echo1.addr
     ));
 
+    let prices1 = prices_module(&host, "prices#1").await?;
+    prices1.cluster.ready(READY_TIMEOUT).await?;
+    say(format!(
+        "prices: prices#1 registered, serving prices/quote over isp rpc at {}",
+        prices1.server.local_addr()
+    ));
+
     let seen = Arc::new(Mutex::new(Seen::default()));
     let gateway_actor = Gateway { seen: seen.clone() }.start();
     let typed = TypedConfig::new(gateway_actor.clone().recipient())
@@ -272,6 +374,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     );
     let echo_pool = RoundRobin::new("echo");
     let echo_client = BalancedClient::new(echo_pool.clone());
+    let prices_client = RpcClient::new("prices");
     let gateway = ClusterClient::builder(
         info,
         ConfigData::new("1.0.0", config_schema::<GatewayConfig>(), default_config),
@@ -287,6 +390,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
         move |hosts: &[String]| {
             say(format!("gateway: echo is at {hosts:?}"));
             pool.upgrade(hosts);
+        }
+    })
+    // The RPC client is an upgrader itself; this one tells the story too.
+    .require_module_upgrader("prices", {
+        let client = prices_client.clone();
+        move |hosts: &[String]| {
+            say(format!("gateway: prices is at {hosts:?}"));
+            client.upgrade(hosts);
         }
     })
     .session_events(gateway_actor.recipient())
@@ -307,6 +418,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     ));
 
     call_echo(&echo_client, 2).await;
+    call_prices(&prices_client, 2).await;
 
     say("operator: raising gateway's rate limit to 20".to_owned());
     let mut config = server
@@ -319,24 +431,61 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .await;
 
-    say("operator: starting a second instance of auth and of echo".to_owned());
+    say("operator: starting a second instance of auth, echo and prices".to_owned());
     let auth2 = auth_module("10.0.0.12", &host)?;
     let echo2 = echo_module(&host).await?;
+    let prices2 = prices_module(&host, "prices#2").await?;
     until(&seen, "second auth instance", |s| s.auth_hosts.len() == 2).await;
     until(&seen, "second echo instance", |_| {
         echo_pool.hosts().len() == 2
     })
     .await;
+    until(&seen, "second prices instance", |_| {
+        prices_client.hosts().len() == 2
+    })
+    .await;
     call_echo(&echo_client, 4).await; // round-robin: two answers from each
-    say("operator: stopping them again".to_owned());
+    call_prices(&prices_client, 4).await; // the same
+    say("operator: stopping them again, while the gateway keeps calling prices".to_owned());
+    // Calls every few milliseconds for as long as the second prices
+    // instance takes to leave, and a little after.
+    let calling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let caller = actix::spawn({
+        let (client, calling) = (prices_client.clone(), calling.clone());
+        async move {
+            let (mut made, mut lost) = (0, 0);
+            while calling.load(std::sync::atomic::Ordering::Relaxed) {
+                made += 1;
+                if let Err(e) = quote(&client, "tea").await {
+                    lost += 1;
+                    say(format!("gateway: a call to prices failed: {e}"));
+                }
+                actix::clock::sleep(Duration::from_millis(5)).await;
+            }
+            (made, lost)
+        }
+    });
     auth2.close().await;
     echo2.stop().await;
+    prices2.stop().await;
+    until(&seen, "prices instance leaving", |_| {
+        prices_client.hosts().len() == 1
+    })
+    .await;
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    calling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (made, lost) = caller.await?;
+    say(format!(
+        "gateway: prices kept answering while an instance left: {} of {made} calls answered, {lost} lost",
+        made - lost
+    ));
     until(&seen, "auth instance leaving", |s| s.auth_hosts.len() == 1).await;
     until(&seen, "echo instance leaving", |_| {
         echo_pool.hosts().len() == 1
     })
     .await;
     call_echo(&echo_client, 2).await; // both from the first
+    call_prices(&prices_client, 2).await; // the same
 
     match awc::Client::new().get(&metrics_url).send().await {
         Ok(mut response) => {
@@ -358,6 +507,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     gateway.close().await;
     auth.close().await;
     echo1.stop().await;
+    prices1.stop().await;
     server.stop().await;
     say(format!("done in {} ms", started.elapsed().as_millis()));
     Ok(())

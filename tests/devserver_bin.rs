@@ -28,12 +28,14 @@ struct DevServer {
     child: Option<Child>,
     pid: u32,
     addr: String,
+    /// The admin API over isp RPC.
+    rpc_addr: String,
 }
 
 impl DevServer {
     fn start() -> DevServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_isp-cluster-devserver"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -48,15 +50,23 @@ impl DevServer {
                     let addr = rest.split('/').next().unwrap_or_default().to_owned();
                     let _ = tx.send(addr);
                 }
+                if let Some(rest) = line.split("admin API over isp rpc at ").nth(1) {
+                    let addr = rest.split(' ').next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
             }
         });
         let addr = rx
             .recv_timeout(WAIT)
             .expect("the binary says where it listens");
+        let rpc_addr = rx
+            .recv_timeout(WAIT)
+            .expect("the binary says where its rpc admin api listens");
         DevServer {
             pid: child.id(),
             child: Some(child),
             addr,
+            rpc_addr,
         }
     }
 
@@ -269,5 +279,25 @@ async fn a_1_gib_frame_header_is_refused_with_1009_before_its_payload_is_buffere
     assert!(
         after < before + RSS_GROWTH_BOUND_KIB,
         "RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+#[actix::test]
+async fn the_binary_serves_the_real_services_admin_api_over_rpc() {
+    use isp_cluster::lb::HostsUpgrader as _;
+
+    let server = DevServer::start();
+    let _session = ready_session(&server, "b", 9100).await;
+    let admin = isp_cluster::rpc::RpcClient::new("isp-config-service");
+    admin.upgrade(std::slice::from_ref(&server.rpc_addr));
+    let routes: serde_json::Value = admin
+        .call("config/routing/get_routes")
+        .send()
+        .await
+        .expect("get_routes answers");
+    assert_eq!(routes[0]["moduleName"], "b", "{routes}");
+    assert_eq!(
+        routes[0]["address"],
+        serde_json::json!({"ip": "10.0.0.1", "port": "9100"})
     );
 }

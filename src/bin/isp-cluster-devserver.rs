@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --features devserver --bin isp-cluster-devserver -- --listen 127.0.0.1:9001 \
 //!     [--config NAME=path.json ...] [--read-limit BYTES] [--admin-token TOKEN] [--allow-remote-modules]
+//! cargo run --features devserver,rpc --bin isp-cluster-devserver -- [--rpc-listen 127.0.0.1:9002 | --no-rpc]
 //! cargo install isp-cluster --features devserver --bin isp-cluster-devserver
 //! ```
 //!
@@ -16,7 +17,11 @@
 //! Modules connect to `ws://127.0.0.1:9001/isp-etp/?module_name=NAME`; the
 //! admin API is on the same port, e.g.
 //! `curl -X PUT --data @new.json 127.0.0.1:9001/admin/config/NAME`.
-//! Logs go to stderr; `RUST_LOG` is one level (`error`, `warn`, `info`, the
+//! Built with the `rpc` feature it also serves the real isp-config-service's
+//! admin API over isp RPC (`config/module/get_modules_info`,
+//! `config/config/create_update_config`, ...), on 127.0.0.1:9002 unless
+//! `--rpc-listen` says otherwise (the real service's gRPC port is 9002);
+//! `--no-rpc` leaves it off. Logs go to stderr; `RUST_LOG` is one level (`error`, `warn`, `info`, the
 //! default, `debug` for frames, `trace` or `off`). Ctrl-C or SIGTERM closes
 //! every session with 1000 and exits.
 
@@ -32,13 +37,23 @@ const USAGE: &str =
   --admin-token TOKEN    require Authorization: Bearer TOKEN on the admin API
                          (required to listen on anything but loopback)
   --allow-remote-modules serve modules on an address other than loopback (also
-                         required there: the module endpoint has no authentication)";
+                         required there: the module endpoint has no authentication)
+  --rpc-listen ADDR      (feature rpc) serve the admin API over isp RPC on ADDR
+                         (default 127.0.0.1:9002)
+  --no-rpc               (feature rpc) do not serve the admin API over isp RPC";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
+
+/// Where the admin API over isp RPC listens by default: the real service's
+/// gRPC port.
+#[cfg(feature = "rpc")]
+const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:9002";
 
 /// The command line, parsed into a builder.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<ConfigServerBuilder, String> {
     let mut builder = ConfigServer::builder().listen(DEFAULT_LISTEN);
+    #[cfg(feature = "rpc")]
+    let mut rpc_listen = Some(DEFAULT_RPC_LISTEN.to_owned());
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -64,9 +79,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<ConfigServerBuil
                     serde_json::from_slice(&text).map_err(|e| format!("{path}: {e}"))?;
                 builder = builder.config(module, config);
             }
+            #[cfg(feature = "rpc")]
+            "--rpc-listen" => rpc_listen = Some(value("--rpc-listen")?),
+            #[cfg(feature = "rpc")]
+            "--no-rpc" => rpc_listen = None,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    #[cfg(feature = "rpc")]
+    if let Some(addr) = rpc_listen {
+        builder = builder.rpc_listen(addr);
     }
     Ok(builder)
 }
@@ -165,6 +188,10 @@ async fn main() -> ExitCode {
         server.addr(),
         server.addr()
     );
+    #[cfg(feature = "rpc")]
+    if let Some(rpc) = server.rpc_addr() {
+        log::info!("admin API over isp rpc at {rpc} (config/module/get_modules_info, ...)");
+    }
     shutdown_signal().await;
     server.stop().await;
     ExitCode::SUCCESS

@@ -169,8 +169,12 @@ pub trait Handler<Args>: Clone + Send + Sync + 'static {
     fn call(&self, request: Request) -> BoxFuture<Result<Bytes, Error>>;
 }
 
-/// The JSON of a handler's answer.
-pub(crate) fn encode<R: Serialize>(reply: &R) -> Result<Bytes, Error> {
+/// The JSON of a handler's answer; `()` (nothing to answer) is an empty
+/// body, as a Go handler that returns only an error answers.
+pub(crate) fn encode<R: Serialize + 'static>(reply: &R) -> Result<Bytes, Error> {
+    if std::any::TypeId::of::<R>() == std::any::TypeId::of::<()>() {
+        return Ok(Bytes::new());
+    }
     serde_json::to_vec(reply)
         .map(Bytes::from)
         .map_err(Error::internal)
@@ -183,7 +187,7 @@ macro_rules! impl_handler {
         where
             F: Fn($($arg),*) -> Fut + Clone + Send + Sync + 'static,
             Fut: Future<Output = Result<R, E>> + Send + 'static,
-            R: Serialize,
+            R: Serialize + 'static,
             E: Into<Error>,
             $($arg: FromRequest + Send + 'static,)*
         {

@@ -26,7 +26,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 
 /// Equal contents, compared without an early exit, so the time taken says
 /// nothing about where a guess went wrong.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);

@@ -34,8 +34,15 @@
 //! | `PUT /admin/config/{module}` | body = new config; checked against the module's schema, stored and pushed (400 with the reason if not JSON or not valid under the schema) |
 //! | `GET /admin/schema/{module}` | the schema the module sent (404 if none) |
 //! | `GET /admin/routes` | the routing table |
+//!
+//! With the `rpc` feature, [`ConfigServerBuilder::rpc_listen`] also serves
+//! the real isp-config-service's admin API over isp RPC, under its endpoint
+//! names and in its JSON (see [`admin_api`]), so that a tool written against
+//! the real service works against this one unchanged.
 
 mod admin;
+pub mod admin_api;
+mod configs;
 mod connection;
 mod schema;
 mod session;
@@ -71,6 +78,16 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
 /// told them to close; only a session whose module reads nothing, so that
 /// its close frame cannot be written, takes that long.
 const SESSIONS_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The threads of the admin API's RPC server: a development server's admin
+/// calls are few.
+#[cfg(feature = "rpc")]
+const RPC_WORKER_THREADS: usize = 1;
+
+/// How long admin calls in flight may take to finish at
+/// [`ConfigServer::stop`].
+#[cfg(feature = "rpc")]
+const RPC_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The delay of [`ReplyOrder::EventsLate`] in [`ReplyOrder::EVERY`].
 pub const LATE_EVENTS_DELAY: Duration = Duration::from_millis(100);
@@ -172,6 +189,8 @@ pub struct ConfigServerBuilder {
     reply_order: ReplyOrder,
     admin_token: Option<AdminToken>,
     remote_modules: bool,
+    #[cfg(feature = "rpc")]
+    rpc_listen: Option<String>,
     #[cfg(feature = "tls")]
     tls: Option<ServerTls>,
 }
@@ -234,6 +253,8 @@ impl Default for ConfigServerBuilder {
             reply_order: ReplyOrder::default(),
             admin_token: None,
             remote_modules: false,
+            #[cfg(feature = "rpc")]
+            rpc_listen: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -294,6 +315,23 @@ impl ConfigServerBuilder {
             chain: chain_pem.to_vec(),
             key: key_pem.to_vec(),
         });
+        self
+    }
+
+    /// Also serves the admin API of the real isp-config-service over isp
+    /// RPC (`/isp.BackendService/Request`, h2c) on this address, `ip:port`
+    /// (port `0` picks a free one, see [`ConfigServer::rpc_addr`]): the
+    /// endpoints of [`admin_api`] under the real service's names. The real
+    /// service serves them on its gRPC port, 9002 by default, beside 9001
+    /// for modules.
+    ///
+    /// The same rule as for the REST admin API: an address beyond loopback
+    /// needs an [admin token](Self::admin_token), and with a token every
+    /// call must carry `authorization: Bearer <token>` metadata.
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn rpc_listen(mut self, addr: impl Into<String>) -> Self {
+        self.rpc_listen = Some(addr.into());
         self
     }
 
@@ -361,6 +399,25 @@ impl ConfigServerBuilder {
                 ),
             ));
         }
+        #[cfg(feature = "rpc")]
+        let rpc_listen: Option<Vec<SocketAddr>> = match &self.rpc_listen {
+            Some(addr) => {
+                let addrs: Vec<SocketAddr> =
+                    std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())?.collect();
+                if addrs.iter().any(|a| !a.ip().is_loopback()) && self.admin_token.is_none() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "serving the admin API over rpc on {addr} without an admin token \
+                             would let anyone who reaches it read and replace every config: set \
+                             an admin token, or listen on loopback"
+                        ),
+                    ));
+                }
+                Some(addrs)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared::new(self.read_limit, self.reply_order));
         {
             let mut state = shared.lock();
@@ -407,6 +464,24 @@ impl ConfigServerBuilder {
         let addr = server.addrs().first().copied().ok_or_else(|| {
             io::Error::new(io::ErrorKind::AddrNotAvailable, "no address was bound")
         })?;
+        #[cfg(feature = "rpc")]
+        let rpc = match rpc_listen {
+            Some(listen) => {
+                let api = admin_api::AdminApi::new(Arc::clone(&shared));
+                let router = admin_api::rpc::router(api, self.admin_token.clone());
+                let rpc = crate::rpc::RpcServer::builder(router)
+                    .worker_threads(RPC_WORKER_THREADS)
+                    .stop_grace(Duration::ZERO)
+                    .drain_timeout(RPC_DRAIN_TIMEOUT)
+                    .bind(listen.as_slice())?;
+                log::info!(
+                    "config server: admin api over isp rpc on {}",
+                    rpc.local_addr()
+                );
+                Some(rpc)
+            }
+            None => None,
+        };
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
@@ -415,6 +490,8 @@ impl ConfigServerBuilder {
             shared,
             addr,
             handle,
+            #[cfg(feature = "rpc")]
+            rpc,
         })
     }
 }
@@ -428,6 +505,8 @@ pub struct ConfigServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
     handle: ServerHandle,
+    #[cfg(feature = "rpc")]
+    rpc: Option<crate::rpc::RpcServer>,
 }
 
 impl fmt::Debug for ConfigServer {
@@ -481,6 +560,21 @@ impl ConfigServer {
                 module: module.to_owned(),
                 violations,
             })
+    }
+
+    /// The address the admin API over isp RPC listens on, when the builder
+    /// asked for it ([`ConfigServerBuilder::rpc_listen`]).
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.as_ref().map(crate::rpc::RpcServer::local_addr)
+    }
+
+    /// The admin API of the real service (`config/...`), for a Rust test
+    /// that calls its operations directly; the same operations are served
+    /// over isp RPC.
+    pub fn admin_api(&self) -> admin_api::AdminApi {
+        admin_api::AdminApi::new(Arc::clone(&self.shared))
     }
 
     /// The module's active config.
@@ -577,6 +671,10 @@ impl ConfigServer {
             );
         }
         self.handle.stop(false).await;
+        #[cfg(feature = "rpc")]
+        if let Some(rpc) = &self.rpc {
+            rpc.shutdown().await;
+        }
         log::info!("config server on {} stopped", self.addr);
     }
 }

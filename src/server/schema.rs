@@ -8,6 +8,7 @@
 //! offending value: configs hold secrets, and the reasons reach log lines
 //! and errors.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytestring::ByteString;
@@ -83,6 +84,46 @@ pub(crate) fn check(
     Err(violations)
 }
 
+/// The violations of `config` (valid JSON text) against `schema` as the
+/// real service details a refused config (`config/config/create_update_config`,
+/// error code 2003): field → description, the field dotted from the top
+/// (`db.port`; `(root)` for the document itself), at most
+/// [`MAX_VIOLATIONS_SHOWN`] of them. Empty when the config is valid or the
+/// schema does not compile. Never quotes a value.
+pub(crate) fn violations_by_field(
+    cache: &mut Option<CompiledSchema>,
+    schema: &ByteString,
+    config: &str,
+) -> BTreeMap<String, String> {
+    if cache.as_ref().is_none_or(|c| c.text != *schema) {
+        *cache = Some(CompiledSchema::compile(schema));
+    }
+    let Some(validator) = cache.as_ref().and_then(|c| c.validator.clone()) else {
+        return BTreeMap::new();
+    };
+    let Ok(instance) = serde_json::from_str::<serde_json::Value>(config) else {
+        return BTreeMap::new();
+    };
+    validator
+        .iter_errors(&instance)
+        .take(MAX_VIOLATIONS_SHOWN)
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            let field = if pointer.is_empty() {
+                "(root)".to_owned()
+            } else {
+                pointer
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(|token| token.replace("~1", "/").replace("~0", "~"))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            };
+            (field, format!("fails the schema's {}", e.schema_path()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +145,17 @@ mod tests {
             violations[0].starts_with("at the top level: fails"),
             "{violations:?}"
         );
+        let fields = violations_by_field(&mut cache, &schema, r#"{"port":"hunter2"}"#);
+        assert_eq!(
+            fields,
+            BTreeMap::from([(
+                "port".to_owned(),
+                "fails the schema's /properties/port/type".to_owned()
+            )])
+        );
+        let fields = violations_by_field(&mut cache, &schema, "{}");
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["(root)"]);
+        assert!(violations_by_field(&mut cache, &schema, r#"{"port":1}"#).is_empty());
         // A schema that does not compile checks nothing.
         let broken = ByteString::from(r#"{"type":12}"#);
         assert_eq!(check(&mut cache, &broken, r#"{"port":"x"}"#), Ok(()));

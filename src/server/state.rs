@@ -8,12 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::{mpsc::UnboundedSender, watch};
 
+use super::configs::ModuleConfigs;
 use super::connection::OpenConnection;
 
 use super::session::Command;
@@ -73,18 +75,62 @@ impl Shared {
     }
 }
 
-#[derive(Default)]
-struct Module {
-    /// The active config, JSON text pushed byte for byte.
-    config: Option<ByteString>,
+pub(crate) struct Module {
+    /// The real service's id of the module (see [`super::configs::module_id`]).
+    pub(crate) id: String,
+    /// When the server first heard of the module.
+    pub(crate) created_at: SystemTime,
+    /// When a session of the module last connected / ended.
+    pub(crate) last_connected_at: Option<SystemTime>,
+    pub(crate) last_disconnected_at: Option<SystemTime>,
+    /// Its configs; the active one is pushed byte for byte.
+    pub(crate) configs: ModuleConfigs,
     /// The schema the module sent last, JSON text.
-    schema: Option<ByteString>,
+    pub(crate) schema: Option<ByteString>,
     /// The version the module sent with its schema.
     version: String,
     /// Shared with the module's sessions, read on every frame.
     frozen: Arc<AtomicBool>,
     /// `schema`, compiled at the first config pushed after it came.
     compiled: Option<super::schema::CompiledSchema>,
+}
+
+impl Module {
+    fn new(name: &str) -> Self {
+        Self {
+            id: super::configs::module_id(name),
+            created_at: SystemTime::now(),
+            last_connected_at: None,
+            last_disconnected_at: None,
+            configs: ModuleConfigs::default(),
+            schema: None,
+            version: String::new(),
+            frozen: Arc::default(),
+            compiled: None,
+        }
+    }
+
+    /// Checks `config` against the module's schema, if it sent one.
+    pub(crate) fn check(&mut self, config: &str) -> Result<(), Vec<String>> {
+        match self.schema.clone() {
+            Some(schema) => super::schema::check(&mut self.compiled, &schema, config),
+            None => Ok(()),
+        }
+    }
+
+    /// The schema violations of `config` as field → description, as the
+    /// real service details them; `None` if the module sent no schema.
+    pub(crate) fn violations_by_field(
+        &mut self,
+        config: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let schema = self.schema.clone()?;
+        Some(super::schema::violations_by_field(
+            &mut self.compiled,
+            &schema,
+            config,
+        ))
+    }
 }
 
 struct SessionEntry {
@@ -99,6 +145,17 @@ struct SessionEntry {
     routes_subscribed: bool,
     /// Declared at `MODULE:READY`: a live instance.
     instance: Option<BackendDeclaration>,
+    /// When the module last sent `MODULE:READY`.
+    ready_at: Option<SystemTime>,
+}
+
+/// A live instance as the admin API shows it.
+pub(crate) struct LiveInstance<'a> {
+    pub(crate) session: SessionId,
+    /// The module of the session.
+    pub(crate) module: &'a str,
+    pub(crate) declaration: &'a BackendDeclaration,
+    pub(crate) ready_at: SystemTime,
 }
 
 /// One module as `GET /admin/modules` shows it.
@@ -153,7 +210,51 @@ impl State {
     }
 
     fn module_mut(&mut self, name: &str) -> &mut Module {
-        self.modules.entry(name.to_owned()).or_default()
+        self.modules
+            .entry(name.to_owned())
+            .or_insert_with(|| Module::new(name))
+    }
+
+    /// Every known module, by name.
+    pub(crate) fn all_modules(&self) -> impl Iterator<Item = (&str, &Module)> {
+        self.modules.iter().map(|(name, m)| (name.as_str(), m))
+    }
+
+    /// The module named `name`, if known.
+    pub(crate) fn module(&self, name: &str) -> Option<&Module> {
+        self.modules.get(name)
+    }
+
+    /// The name of the module whose id is `id`.
+    pub(crate) fn module_name_by_id(&self, id: &str) -> Option<String> {
+        self.modules
+            .iter()
+            .find(|(_, m)| m.id == id)
+            .map(|(name, _)| name.clone())
+    }
+
+    /// The known module `name`, to change it.
+    pub(crate) fn known_module_mut(&mut self, name: &str) -> Option<&mut Module> {
+        self.modules.get_mut(name)
+    }
+
+    /// Every live instance, newest `MODULE:READY` first (the real service's
+    /// order of `config/routing/get_routes`).
+    pub(crate) fn live_instances(&self) -> Vec<LiveInstance<'_>> {
+        let mut live: Vec<LiveInstance<'_>> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, entry)| {
+                Some(LiveInstance {
+                    session: *id,
+                    module: &entry.module,
+                    declaration: entry.instance.as_ref()?,
+                    ready_at: entry.ready_at?,
+                })
+            })
+            .collect();
+        live.sort_by_key(|b| std::cmp::Reverse((b.ready_at, b.session)));
+        live
     }
 
     /// A new session of `module`; returns the module's frozen flag.
@@ -163,7 +264,9 @@ impl State {
         module: &str,
         tx: UnboundedSender<Command>,
     ) -> Arc<AtomicBool> {
-        let frozen = Arc::clone(&self.module_mut(module).frozen);
+        let entry = self.module_mut(module);
+        entry.last_connected_at = Some(SystemTime::now());
+        let frozen = Arc::clone(&entry.frozen);
         crate::metrics::server_session_opened();
         self.sessions.insert(
             id,
@@ -174,6 +277,7 @@ impl State {
                 required_modules: BTreeSet::new(),
                 routes_subscribed: false,
                 instance: None,
+                ready_at: None,
             },
         );
         frozen
@@ -186,6 +290,9 @@ impl State {
             return;
         };
         crate::metrics::server_session_closed();
+        if let Some(module) = self.modules.get_mut(&entry.module) {
+            module.last_disconnected_at = Some(SystemTime::now());
+        }
         self.unsubscribe(&entry.required_modules, entry.routes_subscribed);
         if entry.instance.is_some() {
             self.push_instances_changed(&entry.module);
@@ -247,9 +354,12 @@ impl State {
         let module = self.module_mut(&module_name);
         module.schema = Some(ByteString::from(data.schema.get()));
         module.version.clone_from(&data.version);
-        module
-            .config
-            .get_or_insert_with(|| ByteString::from(data.config.get()));
+        if module.configs.active().is_none() {
+            let id = module.id.clone();
+            module
+                .configs
+                .set_active_data(&module_name, &id, ByteString::from(data.config.get()));
+        }
         vec![Answer::Config]
     }
 
@@ -332,6 +442,7 @@ impl State {
             }
         }
         entry.instance = Some(declaration);
+        entry.ready_at = Some(SystemTime::now());
         let module = entry.module.clone();
         self.push_instances_changed(&module);
     }
@@ -346,11 +457,19 @@ impl State {
         config: ByteString,
     ) -> Result<usize, Vec<String>> {
         let entry = self.module_mut(module);
-        if let Some(schema) = entry.schema.clone() {
-            super::schema::check(&mut entry.compiled, &schema, &config)?;
-        }
-        let frame = event_frame(CONFIG_SEND_CONFIG_CHANGED, config.clone().into_bytes());
-        self.module_mut(module).config = Some(config);
+        entry.check(&config)?;
+        let id = entry.id.clone();
+        entry.configs.set_active_data(module, &id, config);
+        Ok(self.push_active_config(module))
+    }
+
+    /// Pushes the module's active config (if it has one) to its sessions
+    /// that sent their schema; returns to how many.
+    pub(crate) fn push_active_config(&self, module: &str) -> usize {
+        let Some(config) = self.config(module) else {
+            return 0;
+        };
+        let frame = event_frame(CONFIG_SEND_CONFIG_CHANGED, config.into_bytes());
         let mut pushed = 0;
         for entry in self.sessions.values() {
             if entry.config_subscribed && entry.module == module {
@@ -359,11 +478,11 @@ impl State {
             }
         }
         crate::metrics::server_pushed("config", pushed);
-        Ok(pushed)
+        pushed
     }
 
     pub(crate) fn config(&self, module: &str) -> Option<ByteString> {
-        self.modules.get(module)?.config.clone()
+        Some(self.modules.get(module)?.configs.active()?.data.clone())
     }
 
     pub(crate) fn schema(&self, module: &str) -> Option<ByteString> {
@@ -423,7 +542,7 @@ impl State {
             .map(|(name, module)| ModuleSummary {
                 name: name.clone(),
                 version: module.version.clone(),
-                has_config: module.config.is_some(),
+                has_config: module.configs.active().is_some(),
                 has_schema: module.schema.is_some(),
                 sessions: self.session_count(name),
                 instances: self.instances(name),
