@@ -461,7 +461,14 @@ mod tests {
                 m.name
             );
         }
-        assert_eq!(names.len(), 18);
+        // The client's, the embedded server's and, with `rpc`, the four
+        // RPC metrics.
+        let rpc = if cfg!(feature = "rpc") { 4 } else { 0 };
+        assert_eq!(
+            names.len(),
+            CLIENT_METRICS.len() + SERVER_METRICS.len() + rpc
+        );
+        assert_eq!(CLIENT_METRICS.len(), 17);
     }
 
     #[test]
