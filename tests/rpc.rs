@@ -555,7 +555,7 @@ async fn a_module_from_bootstrap_serves_on_the_inner_address_and_declares_the_ou
         format!(
             "moduleName: echo\nconfigServiceAddress: {{ip: 127.0.0.1, port: {}}}\n\
              grpcOuterAddress: {{ip: 127.0.0.1, port: {port}}}\n\
-             grpcInnerAddress: {{ip: 127.0.0.1, port: {port}}}\ninfraServerPort: {infra_port}\n",
+             grpcInnerAddress: {{ip: 127.0.0.1, port: {port}}}\ninfraServerPort: {infra_port}\ninfraServerIp: 127.0.0.1\n",
             config.addr().port()
         ),
     )

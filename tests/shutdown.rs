@@ -538,7 +538,7 @@ async fn child_bootstrap(hosts: String) {
         "moduleName: {MODULE}\nconfigServiceAddress: {{ip: {ip}, port: {port}}}\n\
          grpcOuterAddress: {{ip: 127.0.0.1, port: {http_port}}}\n\
          grpcInnerAddress: {{ip: 127.0.0.1, port: {http_port}}}\n\
-         infraServerPort: {infra_port}\ndefaultRemoteConfigPath: {}\n",
+         infraServerPort: {infra_port}\ninfraServerIp: 127.0.0.1\ndefaultRemoteConfigPath: {}\n",
         dir.join("default.json").display()
     );
     std::fs::write(dir.join("config.yml"), config).expect("config.yml");
