@@ -169,8 +169,9 @@ pub(crate) const CLIENT_METRICS: [Metric; 17] = [
         "Hosts of a required module the balanced client passed over for the next one."),
 ];
 
-/// Every metric of the embedded config-service.
-#[cfg(any(feature = "devserver", test))]
+/// Every metric of the embedded config-service (the list is read by the
+/// infra scope only).
+#[cfg(all(any(feature = "devserver", test), any(feature = "infra", test)))]
 pub(crate) const SERVER_METRICS: [Metric; 3] = [
     metric(
         SERVER_SESSIONS,
