@@ -141,34 +141,10 @@ impl ClusterClient {
     /// its first request rather than a default.
     #[allow(clippy::result_large_err)]
     pub async fn ready(&self, timeout: Duration) -> Result<(), ReadyError> {
-        let mut changed = self.shared.subscribe();
-        let wait = async {
-            loop {
-                {
-                    let status = self.shared.lock();
-                    if status.state == SessionState::Active {
-                        return Ok(());
-                    }
-                    if status.state.is_final() {
-                        return Err(ReadyError::Closed {
-                            status: status.clone(),
-                        });
-                    }
-                }
-                if changed.changed().await.is_err() {
-                    return Err(ReadyError::Closed {
-                        status: self.status(),
-                    });
-                }
-            }
-        };
-        match actix::clock::timeout(timeout, wait).await {
-            Ok(result) => result,
-            Err(_) => Err(ReadyError::TimedOut {
-                after: timeout,
-                status: self.status(),
-            }),
-        }
+        self.wait_for(timeout, |status| {
+            (status.state == SessionState::Active).then_some(())
+        })
+        .await
     }
 
     /// Resolves once the receiver applied a config, from any source: a node
@@ -184,13 +160,26 @@ impl ClusterClient {
     /// once configured" together. Go has no counterpart (no cache).
     #[allow(clippy::result_large_err)]
     pub async fn config_applied(&self, timeout: Duration) -> Result<ConfigSource, ReadyError> {
+        self.wait_for(timeout, |status| status.config_source).await
+    }
+
+    /// Resolves with what `reached` finds in the status once it finds
+    /// something: at once, or at a later change of the status. Fails after
+    /// `timeout`, or as soon as the client is closed, with the status of
+    /// that moment.
+    #[allow(clippy::result_large_err)]
+    async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        reached: impl Fn(&Status) -> Option<T>,
+    ) -> Result<T, ReadyError> {
         let mut changed = self.shared.subscribe();
         let wait = async {
             loop {
                 {
                     let status = self.shared.lock();
-                    if let Some(source) = status.config_source {
-                        return Ok(source);
+                    if let Some(reached) = reached(&status) {
+                        return Ok(reached);
                     }
                     if status.state.is_final() {
                         return Err(ReadyError::Closed {

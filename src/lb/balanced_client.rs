@@ -15,16 +15,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::{NoHostsToBalance, RoundRobin};
-
-/// The request id header (Go: `requestid.Header`).
-const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// A new request id: 16 random bytes as 32 hex digits (Go:
-/// `requestid.Next`).
-fn new_request_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::request_id::{new_request_id, REQUEST_ID_HEADER};
 
 /// How long a whole request may take by default, across every host it
 /// tries and until the response body is read.

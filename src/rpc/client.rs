@@ -18,7 +18,7 @@ use serde::Serialize;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 
-use super::codec::IspClientCodec;
+use super::codec::IspCodec;
 use super::error::{Code, ErrorDetail};
 use super::message::Message;
 use super::metadata::{Forward, Identity, RequestId, TraceContext, PROXY_METHOD_NAME, REQUEST_ID};
@@ -542,7 +542,7 @@ impl CallBuilder {
                 grpc.unary(
                     request,
                     PathAndQuery::from_static(REQUEST_PATH),
-                    IspClientCodec,
+                    IspCodec::CLIENT,
                 )
                 .await
             }

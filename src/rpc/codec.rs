@@ -7,14 +7,23 @@ use tonic::Status;
 
 use super::message::Message;
 
-/// Encodes and decodes `isp.Message` with prost. A server's decode error is
-/// `Internal`, `grpc: error unmarshalling request: …`, as grpc-go's.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct IspCodec;
+/// Encodes and decodes `isp.Message` with prost; bytes that are not a
+/// message are `Internal` with grpc-go's text for the side that read them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IspCodec {
+    decode_error: &'static str,
+}
 
-/// The client's codec: the same, with the text of a bad response.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct IspClientCodec;
+impl IspCodec {
+    /// The server's: a bad request is `grpc: error unmarshalling request: …`.
+    pub(crate) const SERVER: Self = Self {
+        decode_error: "grpc: error unmarshalling request",
+    };
+    /// The client's: the text of a bad response.
+    pub(crate) const CLIENT: Self = Self {
+        decode_error: "grpc: failed to unmarshal the received message",
+    };
+}
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IspEncoder;
@@ -36,24 +45,7 @@ impl Codec for IspCodec {
 
     fn decoder(&mut self) -> IspDecoder {
         IspDecoder {
-            what: "grpc: error unmarshalling request",
-        }
-    }
-}
-
-impl Codec for IspClientCodec {
-    type Encode = Message;
-    type Decode = Message;
-    type Encoder = IspEncoder;
-    type Decoder = IspDecoder;
-
-    fn encoder(&mut self) -> IspEncoder {
-        IspEncoder
-    }
-
-    fn decoder(&mut self) -> IspDecoder {
-        IspDecoder {
-            what: "grpc: failed to unmarshal the received message",
+            what: self.decode_error,
         }
     }
 }

@@ -13,7 +13,7 @@ use http::HeaderMap;
 /// `grpc.ProxyMethodNameHeader`).
 pub const PROXY_METHOD_NAME: &str = "proxy_method_name";
 /// The request id (Go: `requestid.Header`).
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: &str = crate::request_id::REQUEST_ID_HEADER;
 /// W3C Trace Context.
 pub const TRACEPARENT: &str = "traceparent";
 /// W3C Trace Context.
@@ -95,13 +95,7 @@ pub struct RequestId(String);
 impl RequestId {
     /// A new random id (16 random bytes, 32 hex digits).
     pub fn new() -> Self {
-        let bytes: [u8; 16] = rand::random();
-        let mut text = String::with_capacity(32);
-        for b in bytes {
-            text.push(char::from(HEX[usize::from(b >> 4)]));
-            text.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        Self(text)
+        Self(crate::request_id::new_request_id())
     }
 
     /// An id as received or given.
@@ -135,8 +129,6 @@ impl fmt::Display for RequestId {
         f.write_str(&self.0)
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Who a call is for, as the gateway and isp-kit set it (Go:
 /// `grpc.AuthData`). Each field is the first value of its key, as text;
@@ -289,6 +281,8 @@ impl Forward {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEX: &[u8; 16] = b"0123456789abcdef";
 
     fn metadata(pairs: &[(&'static str, &str)]) -> Metadata {
         let mut headers = HeaderMap::new();

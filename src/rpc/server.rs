@@ -529,7 +529,7 @@ async fn unary(
         .get(super::metadata::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut grpc = tonic::server::Grpc::new(IspCodec)
+    let mut grpc = tonic::server::Grpc::new(IspCodec::SERVER)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     let mut response = grpc
