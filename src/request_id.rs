@@ -9,13 +9,19 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// A new request id: 16 random bytes as 32 lower-case hex digits (Go:
 /// `requestid.Next`).
 pub(crate) fn new_request_id() -> String {
+    let digits = new_request_id_digits();
+    digits.iter().copied().map(char::from).collect()
+}
+
+/// The 32 digits of a new request id, without an allocation.
+pub(crate) fn new_request_id_digits() -> [u8; 32] {
     let bytes: [u8; 16] = rand::random();
-    let mut text = String::with_capacity(32);
-    for b in bytes {
-        text.push(char::from(HEX[usize::from(b >> 4)]));
-        text.push(char::from(HEX[usize::from(b & 0xf)]));
+    let mut digits = [0u8; 32];
+    for (i, b) in bytes.into_iter().enumerate() {
+        digits[2 * i] = HEX[usize::from(b >> 4)];
+        digits[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
-    text
+    digits
 }
 
 #[cfg(test)]

@@ -670,3 +670,130 @@ async fn a_host_update_drops_no_call_in_flight_and_a_stop_right_after_bind_is_ke
         s.shutdown().await;
     }
 }
+
+/// Counts its drops: a handler's future that holds one was dropped when the
+/// count moves.
+struct DropCount(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[actix_rt::test]
+async fn a_handler_is_dropped_at_the_callers_deadline_and_at_the_servers_own_bound() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let hang = {
+        let dropped = dropped.clone();
+        move |_: Json<Value>| {
+            let guard = DropCount(dropped.clone());
+            async move {
+                let _guard = guard;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok::<Value, Error>(Value::Null)
+            }
+        }
+    };
+    common::init_logs();
+    let rpc = RpcServer::builder(Router::new().route("rpc/hang", hang))
+        .handler_timeout(Duration::from_millis(300))
+        .bind("127.0.0.1:0")
+        .expect("binds");
+    let client = client_of(&rpc);
+
+    // The caller's deadline (grpc-timeout) is the shorter one.
+    let started = Instant::now();
+    let error = client
+        .call("rpc/hang")
+        .json(&1)
+        .timeout(Duration::from_millis(100))
+        .send::<Value>()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+    assert!(
+        wait_until(EVENTUALLY, || dropped.load(Ordering::SeqCst) == 1).await,
+        "the handler's future was dropped at the caller's deadline"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(290),
+        "dropped at the caller's 100 ms, not at the server's 300 ms: {:?}",
+        started.elapsed()
+    );
+
+    // The server's own bound: the caller waits longer, the server answers
+    // DeadlineExceeded itself and drops the future.
+    let started = Instant::now();
+    let error = client
+        .call("rpc/hang")
+        .json(&1)
+        .timeout(Duration::from_secs(10))
+        .send::<Value>()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CallError::Status {
+                code: Code::DeadlineExceeded,
+                ..
+            }
+        ),
+        "the server's answer: {error:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        wait_until(EVENTUALLY, || dropped.load(Ordering::SeqCst) == 2).await,
+        "the handler's future was dropped at the server's bound"
+    );
+    rpc.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_burst_of_calls_to_a_new_host_makes_one_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let rpc = server(router());
+    // A counting relay in front of the server.
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let target = rpc.local_addr();
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let client = RpcClient::new("echo");
+    client.upgrade(&[relay_addr.to_string()]);
+    let calls = (0..32).map(|i| {
+        let client = client.clone();
+        async move { client.call("rpc/echo").json(&i).send::<Value>().await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.unwrap(), json!(i));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for the burst"
+    );
+    // And the next call uses it too.
+    let next: Value = client.call("rpc/echo").json(&"again").send().await.unwrap();
+    assert_eq!(next, json!("again"));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    rpc.shutdown().await;
+}

@@ -134,6 +134,13 @@ impl<IO> GoAuthority<IO> {
                     }
                     let head = FrameHead::parse(&data[at..]);
                     let continuation = head.kind == TYPE_CONTINUATION;
+                    if head.kind == TYPE_HEADERS && Self::passes_whole(head, &data[at..]) {
+                        // The usual block: one frame, here whole, nothing
+                        // to drop. It passes as it came, without a copy.
+                        self.skip = head.len;
+                        at += FRAME_HEADER_BYTES;
+                        continue;
+                    }
                     if head.kind == TYPE_HEADERS || (continuation && !self.passing_block) {
                         return at;
                     }
@@ -146,6 +153,20 @@ impl<IO> GoAuthority<IO> {
             }
         }
         at
+    }
+
+    /// Whether `data` starts with a whole HEADERS frame that ends its
+    /// block and holds no field to drop (or does not parse, which h2
+    /// judges): what the slow path would hand on unchanged.
+    fn passes_whole(head: FrameHead, data: &[u8]) -> bool {
+        if head.flags & FLAG_END_HEADERS == 0 || data.len() < FRAME_HEADER_BYTES + head.len {
+            return false;
+        }
+        let payload = &data[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + head.len];
+        match headers_fragment(head.flags, payload) {
+            Some((_, fragment)) => !has_empty_authority(fragment),
+            None => true,
+        }
     }
 
     /// Moves what it can from `carry` to `ready`; returns when `carry`
@@ -363,6 +384,31 @@ fn hpack_string(bytes: &[u8]) -> Option<(usize, bool)> {
 /// not parse: h2 judges it as it came).
 pub(crate) fn strip_empty_authority(block: &[u8]) -> Option<Vec<u8>> {
     let mut drop: Vec<(usize, usize)> = Vec::new();
+    scan_empty_authority(block, |at, len| drop.push((at, len)))?;
+    if drop.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(block.len());
+    let mut from = 0;
+    for (start, len) in drop {
+        out.extend_from_slice(&block[from..start]);
+        from = start + len;
+    }
+    out.extend_from_slice(&block[from..]);
+    Some(out)
+}
+
+/// Whether [`strip_empty_authority`] would change the block; without an
+/// allocation.
+fn has_empty_authority(block: &[u8]) -> bool {
+    let mut found = false;
+    scan_empty_authority(block, |_, _| found = true).is_some() && found
+}
+
+/// Walks the block's fields, calling `found(at, len)` for each
+/// empty-`:authority` field that can be dropped; `None` when the block
+/// does not parse.
+fn scan_empty_authority(block: &[u8], mut found: impl FnMut(usize, usize)) -> Option<()> {
     let mut at = 0;
     while at < block.len() {
         let rest = &block[at..];
@@ -371,7 +417,7 @@ pub(crate) fn strip_empty_authority(block: &[u8]) -> Option<Vec<u8>> {
             // Indexed field.
             let (index, n) = hpack_int(rest, 7)?;
             if index == 1 {
-                drop.push((at, n));
+                found(at, n);
             }
             n
         } else if first & 0xc0 == 0x40 {
@@ -392,23 +438,13 @@ pub(crate) fn strip_empty_authority(block: &[u8]) -> Option<Vec<u8>> {
             }
             let (value, empty) = hpack_string(&rest[n..])?;
             if index == 1 && empty {
-                drop.push((at, n + value));
+                found(at, n + value);
             }
             n + value
         };
         at += len;
     }
-    if drop.is_empty() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(block.len());
-    let mut from = 0;
-    for (start, len) in drop {
-        out.extend_from_slice(&block[from..start]);
-        from = start + len;
-    }
-    out.extend_from_slice(&block[from..]);
-    Some(out)
+    Some(())
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for GoAuthority<IO> {
@@ -613,6 +649,38 @@ mod tests {
         ));
         expected.extend(frame(0x0, FLAG_END_STREAM, 1, &data));
         for chunk in [1, 5, 9, 10, 64, 100_000] {
+            assert_eq!(
+                through_layer(input.clone(), chunk).await,
+                expected,
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn whole_blocks_without_the_field_pass_as_they_came_between_rewritten_ones() {
+        let go = go_block();
+        let clean = strip_empty_authority(&go).unwrap();
+        let mut input = PREFACE.to_vec();
+        let mut expected = PREFACE.to_vec();
+        for stream in [1u32, 3, 5, 7] {
+            // Odd streams from a client that sends no empty authority
+            // (passed without a copy), the others Go's (rewritten).
+            let (sent, seen) = if stream % 4 == 1 {
+                (&clean, &clean)
+            } else {
+                (&go, &clean)
+            };
+            input.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, stream, sent));
+            expected.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, stream, seen));
+            let data = vec![stream as u8; 300];
+            input.extend(frame(0x0, FLAG_END_STREAM, stream, &data));
+            expected.extend(frame(0x0, FLAG_END_STREAM, stream, &data));
+        }
+        // A block that does not parse passes as it came, for h2 to refuse.
+        input.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, 9, &[0x7f]));
+        expected.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, 9, &[0x7f]));
+        for chunk in [1, 7, 9, 10, 33, 100, 100_000] {
             assert_eq!(
                 through_layer(input.clone(), chunk).await,
                 expected,

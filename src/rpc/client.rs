@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use http::uri::PathAndQuery;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,7 +24,7 @@ use super::codec::IspCodec;
 use super::error::{Code, ErrorDetail};
 use super::message::Message;
 use super::metadata::{Forward, Identity, RequestId, TraceContext, PROXY_METHOD_NAME, REQUEST_ID};
-use super::metrics;
+use super::metrics::{self, Label};
 use super::server::{DEFAULT_MAX_MESSAGE_SIZE, REQUEST_PATH};
 use crate::lb::{HostsUpgrader, NoHostsToBalance, RoundRobin};
 
@@ -208,6 +210,7 @@ impl RpcClientBuilder {
     pub fn build(self) -> RpcClient {
         RpcClient {
             inner: Arc::new(Inner {
+                label: Label::from(Arc::<str>::from(self.module.as_str())),
                 pool: RoundRobin::new(self.module),
                 channels: Mutex::new(HashMap::new()),
                 timeout: self.timeout,
@@ -220,9 +223,11 @@ impl RpcClientBuilder {
 
 struct Inner {
     pool: RoundRobin,
+    /// The module's name as a metric label.
+    label: Label,
     /// One channel per thread and host: a channel's connection task lives
     /// on the runtime that made it, and each actix-web worker has its own.
-    channels: Mutex<HashMap<(ThreadId, Arc<str>), Channel>>,
+    channels: Mutex<HashMap<(ThreadId, Arc<str>), Slot>>,
     timeout: Duration,
     connect_timeout: Duration,
     max_message_size: usize,
@@ -306,26 +311,59 @@ impl RpcClient {
         }
     }
 
-    fn channel(&self, host: &Arc<str>) -> Option<Channel> {
+    /// The channel to `host` on this thread, connecting when there is
+    /// none. Calls that find a connection being made wait for it (and
+    /// share its failure) instead of dialling again: a burst of calls
+    /// makes one connection, not one each.
+    async fn channel(&self, host: &Arc<str>) -> Result<Channel, String> {
         let key = (std::thread::current().id(), host.clone());
-        self.lock().get(&key).cloned()
+        let connecting = {
+            let mut channels = self.lock();
+            match channels.get(&key) {
+                Some(Slot::Ready(channel)) => return Ok(channel.clone()),
+                Some(Slot::Connecting(connecting)) => connecting.clone(),
+                None => {
+                    let connecting = self.connect(host).boxed().shared();
+                    channels.insert(key.clone(), Slot::Connecting(connecting.clone()));
+                    connecting
+                }
+            }
+        };
+        let result = connecting.clone().await;
+        // The first caller back settles the slot, unless an update dropped
+        // the host meanwhile (its slot is gone) or replaced the slot.
+        let listed = self.hosts().iter().any(|h| **h == **host);
+        let mut channels = self.lock();
+        if let Some(Slot::Connecting(slot)) = channels.get(&key) {
+            if slot.ptr_eq(&connecting) {
+                match &result {
+                    Ok(channel) if listed => {
+                        channels.insert(key, Slot::Ready(channel.clone()));
+                    }
+                    _ => {
+                        channels.remove(&key);
+                    }
+                }
+            }
+        }
+        result
     }
 
-    async fn connect(&self, host: &Arc<str>) -> Result<Channel, String> {
-        let endpoint = Endpoint::from_shared(format!("http://{host}"))
-            .map_err(|_| "not a valid address".to_owned())?
-            .connect_timeout(self.inner.connect_timeout)
-            .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| crate::ErrorChain(&e).to_string())?;
-        // Kept only while the host is listed: an update may have come.
-        if self.hosts().iter().any(|h| **h == **host) {
-            let key = (std::thread::current().id(), host.clone());
-            self.lock().insert(key, channel.clone());
+    fn connect(
+        &self,
+        host: &Arc<str>,
+    ) -> impl Future<Output = Result<Channel, String>> + Send + 'static {
+        let endpoint = Endpoint::from_shared(format!("http://{host}")).map(|e| {
+            e.connect_timeout(self.inner.connect_timeout)
+                .tcp_nodelay(true)
+        });
+        async move {
+            let endpoint = endpoint.map_err(|_| "not a valid address".to_owned())?;
+            endpoint
+                .connect()
+                .await
+                .map_err(|e| crate::ErrorChain(&e).to_string())
         }
-        Ok(channel)
     }
 
     fn forget(&self, host: &Arc<str>) {
@@ -333,7 +371,7 @@ impl RpcClient {
         self.lock().remove(&key);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ThreadId, Arc<str>), Channel>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ThreadId, Arc<str>), Slot>> {
         self.inner
             .channels
             .lock()
@@ -341,12 +379,18 @@ impl RpcClient {
     }
 }
 
+/// A host's connection on one thread: made, or being made.
+enum Slot {
+    Ready(Channel),
+    Connecting(Shared<BoxFuture<'static, Result<Channel, String>>>),
+}
+
 impl HostsUpgrader for RpcClient {
     /// Replaces the hosts; connections to hosts no longer listed are
     /// dropped once the calls using them finish. Go: `(*Client).Upgrade`.
     fn upgrade(&self, hosts: &[String]) {
         self.inner.pool.upgrade(hosts);
-        let gone: Vec<Channel> = {
+        let gone: Vec<Slot> = {
             let mut channels = self.lock();
             let keys: Vec<_> = channels
                 .keys()
@@ -451,12 +495,12 @@ impl CallBuilder {
     /// Sends the call and reads the JSON response as `R` (Go:
     /// `ReadJsonResponse`). An empty response reads as JSON `null`.
     pub async fn send<R: DeserializeOwned>(self) -> Result<R, CallError> {
-        let module = self.client.module().to_owned();
+        let client = self.client.clone();
         let (host, body) = self.exchange().await?;
         let body: &[u8] = if body.is_empty() { b"null" } else { &body };
         serde_json::from_slice(body).map_err(|source| CallError::Decode {
-            module,
-            host,
+            module: client.module().to_owned(),
+            host: host.to_string(),
             source,
         })
     }
@@ -467,71 +511,122 @@ impl CallBuilder {
         self.exchange().await.map(|(_, body)| body)
     }
 
-    async fn exchange(self) -> Result<(String, Bytes), CallError> {
+    async fn exchange(self) -> Result<(Arc<str>, Bytes), CallError> {
         let started = Instant::now();
-        let module = self.client.module().to_owned();
-        let request_id = self
-            .request_id
-            .clone()
+        let CallBuilder {
+            client,
+            endpoint,
+            body,
+            timeout,
+            request_id,
+            headers,
+        } = self;
+        let request_id = request_id
             .or_else(|| super::CURRENT_REQUEST_ID.try_with(Clone::clone).ok())
             .unwrap_or_default();
-        let endpoint = self.endpoint.clone();
-        let timeout = self.timeout;
-        let result = match tokio::time::timeout(timeout, self.attempts(&request_id)).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout {
-                module: module.clone(),
-                timeout,
+        let request = Outgoing {
+            endpoint: &endpoint,
+            request_id: &request_id,
+            headers: &headers,
+        };
+        let result = match request.metadata().and_then(|m| body.map(|b| (m, b))) {
+            Err(reason) => Err(CallError::InvalidRequest {
+                module: client.module().to_owned(),
+                reason,
             }),
+            Ok((metadata, body)) => {
+                let attempts = client.attempts(&request, metadata, body, timeout);
+                match tokio::time::timeout(timeout, attempts).await {
+                    Ok(result) => result,
+                    Err(_) => Err(CallError::Timeout {
+                        module: client.module().to_owned(),
+                        timeout,
+                    }),
+                }
+            }
         };
         let code = match &result {
             Ok(_) => Code::Ok,
             Err(e) => e.code(),
         };
-        metrics::client_call(&module, &endpoint, code, started.elapsed());
         if let Err(e) = &result {
             log::warn!(
-                "[module={module}] [endpoint={endpoint}] [requestId={request_id}] rpc call failed: {e}"
+                "[module={}] [endpoint={endpoint}] [requestId={request_id}] rpc call failed: {e}",
+                client.module()
             );
         }
+        let endpoint = Label::from(endpoint);
+        metrics::client_call(&client.inner.label, &endpoint, code, started.elapsed());
         result
     }
+}
 
+/// What a call sends beside its body.
+struct Outgoing<'a> {
+    endpoint: &'a str,
+    request_id: &'a RequestId,
+    headers: &'a [(String, String)],
+}
+
+impl Outgoing<'_> {
+    fn metadata(&self) -> Result<MetadataMap, String> {
+        let mut map = MetadataMap::with_capacity(2 + self.headers.len());
+        let value = |key: &str, value: &str| {
+            AsciiMetadataValue::try_from(value)
+                .map_err(|_| format!("the value of metadata key {key:?} is not valid text"))
+        };
+        map.insert(
+            AsciiMetadataKey::from_static(PROXY_METHOD_NAME),
+            value(PROXY_METHOD_NAME, self.endpoint)?,
+        );
+        // New with every call: never worth a place in HPACK's table, where
+        // it would push out the keys that repeat.
+        let mut id = value(REQUEST_ID, self.request_id.as_str())?;
+        id.set_sensitive(true);
+        map.insert(AsciiMetadataKey::from_static(REQUEST_ID), id);
+        for (k, v) in self.headers {
+            if k.eq_ignore_ascii_case(REQUEST_ID) || k.eq_ignore_ascii_case(PROXY_METHOD_NAME) {
+                continue;
+            }
+            let key = AsciiMetadataKey::from_bytes(k.as_bytes())
+                .map_err(|_| format!("metadata key {k:?} is not valid"))?;
+            map.append(key, value(k, v)?);
+        }
+        Ok(map)
+    }
+}
+
+impl RpcClient {
     /// Tries the hosts from the next one on, moving past those that refuse.
-    async fn attempts(self, request_id: &RequestId) -> Result<(String, Bytes), CallError> {
-        let module = self.client.module().to_owned();
-        let metadata = self
-            .metadata(request_id)
-            .map_err(|reason| CallError::InvalidRequest {
-                module: module.clone(),
-                reason,
-            })?;
-        let body = self
-            .body
-            .clone()
-            .map_err(|reason| CallError::InvalidRequest {
-                module: module.clone(),
-                reason,
-            })?;
-        let (hosts, start) = self.client.inner.pool.pick().map_err(CallError::NoHosts)?;
-        let deadline = Instant::now() + self.timeout;
+    async fn attempts(
+        &self,
+        request: &Outgoing<'_>,
+        metadata: MetadataMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(Arc<str>, Bytes), CallError> {
+        let module = || self.module().to_owned();
+        let (hosts, start) = self.inner.pool.pick().map_err(CallError::NoHosts)?;
+        let deadline = Instant::now() + timeout;
         let mut tried = Vec::new();
+        let mut metadata = Some(metadata);
         for i in 0..hosts.len() {
             let host = &hosts[(start + i) % hosts.len()];
-            let channel = match self.client.channel(host) {
-                Some(channel) => channel,
-                None => match self.client.connect(host).await {
-                    Ok(channel) => channel,
-                    Err(why) => {
-                        tried.push((host.to_string(), why));
-                        continue;
-                    }
-                },
+            let channel = match self.channel(host).await {
+                Ok(channel) => channel,
+                Err(why) => {
+                    tried.push((host.to_string(), why));
+                    continue;
+                }
             };
-            let mut request = tonic::Request::new(Message::json(body.clone()));
-            *request.metadata_mut() = metadata.clone();
-            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-            let limit = self.client.inner.max_message_size;
+            let mut call = tonic::Request::new(Message::json(body.clone()));
+            *call.metadata_mut() = match metadata.take() {
+                Some(metadata) => metadata,
+                // Made again for a later host: it was valid the first time.
+                None => request.metadata().unwrap_or_default(),
+            };
+            call.set_timeout(grpc_timeout(timeout, deadline));
+            let limit = self.inner.max_message_size;
             let mut grpc = tonic::client::Grpc::new(channel)
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit);
@@ -540,7 +635,7 @@ impl CallBuilder {
                     .await
                     .map_err(|e| tonic::Status::unavailable(crate::ErrorChain(&e).to_string()))?;
                 grpc.unary(
-                    request,
+                    call,
                     PathAndQuery::from_static(REQUEST_PATH),
                     IspCodec::CLIENT,
                 )
@@ -548,20 +643,20 @@ impl CallBuilder {
             }
             .await;
             match outcome {
-                Ok(response) => return Ok((host.to_string(), response.into_inner().into_json())),
+                Ok(response) => return Ok((host.clone(), response.into_inner().into_json())),
                 Err(status) => {
                     // tonic's own timer on the same deadline says Cancelled.
                     if status.code() == tonic::Code::Cancelled
                         && Instant::now() + DEADLINE_SLACK >= deadline
                     {
                         return Err(CallError::Timeout {
-                            module,
-                            timeout: self.timeout,
+                            module: module(),
+                            timeout,
                         });
                     }
                     if refused(&status) {
                         // Nothing reached the host: the next one may take it.
-                        self.client.forget(host);
+                        self.forget(host);
                         tried.push((host.to_string(), status.message().to_owned()));
                         continue;
                     }
@@ -569,10 +664,10 @@ impl CallBuilder {
                         || status.code() == tonic::Code::Unknown
                     {
                         // A broken connection: dial afresh next time.
-                        self.client.forget(host);
+                        self.forget(host);
                     }
                     return Err(CallError::Status {
-                        module,
+                        module: module(),
                         host: host.to_string(),
                         code: Code::from_tonic(status.code()),
                         message: status.message().to_owned(),
@@ -581,28 +676,25 @@ impl CallBuilder {
                 }
             }
         }
-        Err(CallError::Unreachable { module, tried })
+        Err(CallError::Unreachable {
+            module: module(),
+            tried,
+        })
     }
+}
 
-    fn metadata(&self, request_id: &RequestId) -> Result<MetadataMap, String> {
-        let mut map = MetadataMap::new();
-        let mut put = |key: &str, value: &str| -> Result<(), String> {
-            let k = AsciiMetadataKey::from_bytes(key.as_bytes())
-                .map_err(|_| format!("metadata key {key:?} is not valid"))?;
-            let v = AsciiMetadataValue::try_from(value)
-                .map_err(|_| format!("the value of metadata key {key:?} is not valid text"))?;
-            map.append(k, v);
-            Ok(())
-        };
-        put(PROXY_METHOD_NAME, &self.endpoint)?;
-        put(REQUEST_ID, request_id.as_str())?;
-        for (k, v) in &self.headers {
-            if k.eq_ignore_ascii_case(REQUEST_ID) || k.eq_ignore_ascii_case(PROXY_METHOD_NAME) {
-                continue;
-            }
-            put(k, v)?;
-        }
-        Ok(map)
+/// The `grpc-timeout` a call sends: its timeout as set while less than a
+/// millisecond of it is gone (the usual case: nothing was waited for
+/// before the first host), else the time left. A value that repeats is
+/// sent as one byte once HPACK has it; the time left would be a new
+/// literal with every call. The caller's own timer keeps the exact
+/// deadline either way.
+fn grpc_timeout(timeout: Duration, deadline: Instant) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if timeout.saturating_sub(left) < Duration::from_millis(1) {
+        timeout
+    } else {
+        left
     }
 }
 

@@ -5,6 +5,7 @@
 //! `auth_data.go`), `isp-kit/requestid`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use http::HeaderMap;
@@ -89,18 +90,23 @@ impl fmt::Debug for Metadata {
 
 /// A request id: 32 lower-case hex digits when made here (Go: 16 random
 /// bytes, `requestid.Next`), any text when received.
+///
+/// Cheap to clone: a call's handler, its log lines and the calls it makes
+/// share one text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(String);
+pub struct RequestId(Arc<str>);
 
 impl RequestId {
     /// A new random id (16 random bytes, 32 hex digits).
     pub fn new() -> Self {
-        Self(crate::request_id::new_request_id())
+        let digits = crate::request_id::new_request_id_digits();
+        // Hex digits are ASCII.
+        Self(Arc::from(std::str::from_utf8(&digits).unwrap_or_default()))
     }
 
     /// An id as received or given.
     pub fn from_string(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self(Arc::from(id.into()))
     }
 
     /// The id's text.
@@ -112,7 +118,7 @@ impl RequestId {
     /// server middleware does).
     pub fn of(metadata: &Metadata) -> Self {
         match metadata.get(REQUEST_ID) {
-            Some(id) if !id.is_empty() => Self(id.to_owned()),
+            Some(id) if !id.is_empty() => Self(Arc::from(id)),
             _ => Self::new(),
         }
     }

@@ -52,23 +52,27 @@ pub(crate) const RPC_METRICS: [crate::metrics::Metric; 4] = [
     },
 ];
 
-pub(crate) fn server_call(endpoint: &str, code: Code, took: Duration) {
-    counter!(SERVER_CALLS, "endpoint" => endpoint.to_owned(), "code" => code.name()).increment(1);
-    histogram!(SERVER_CALL_SECONDS, "endpoint" => endpoint.to_owned()).record(took.as_secs_f64());
+/// A label value from the router's own name or the calling code's: an
+/// `Arc<str>` or a `&'static str` is taken without a copy.
+pub(crate) type Label = metrics::SharedString;
+
+pub(crate) fn server_call(endpoint: &Label, code: Code, took: Duration) {
+    counter!(SERVER_CALLS, "endpoint" => endpoint.clone(), "code" => code.name()).increment(1);
+    histogram!(SERVER_CALL_SECONDS, "endpoint" => endpoint.clone()).record(took.as_secs_f64());
 }
 
-pub(crate) fn client_call(module: &str, endpoint: &str, code: Code, took: Duration) {
+pub(crate) fn client_call(module: &Label, endpoint: &Label, code: Code, took: Duration) {
     counter!(
         CLIENT_CALLS,
-        "module" => module.to_owned(),
-        "endpoint" => endpoint.to_owned(),
+        "module" => module.clone(),
+        "endpoint" => endpoint.clone(),
         "code" => code.name()
     )
     .increment(1);
     histogram!(
         CLIENT_CALL_SECONDS,
-        "module" => module.to_owned(),
-        "endpoint" => endpoint.to_owned()
+        "module" => module.clone(),
+        "endpoint" => endpoint.clone()
     )
     .record(took.as_secs_f64());
 }

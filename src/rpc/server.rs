@@ -30,8 +30,9 @@ use super::error::{Code, Error};
 use super::handler::Request;
 use super::message::Message;
 use super::metadata::{Metadata, RequestId, PROXY_METHOD_NAME};
+use super::metrics::{self, Label};
 use super::router::Router;
-use super::{log_text, metrics, CURRENT_REQUEST_ID};
+use super::{log_text, CURRENT_REQUEST_ID};
 use crate::types::AddressConfiguration;
 
 /// The largest message received or sent by default: 64 MiB, as isp-kit
@@ -516,26 +517,18 @@ async fn unary(
     let started = Instant::now();
     let ran = Arc::new(AtomicBool::new(false));
     let limit = settings.max_message_size;
-    // The label and log name of a call refused before its handler (a body
-    // over the limit, bytes that are not a message).
-    let label = request
-        .headers()
-        .get(PROXY_METHOD_NAME)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|name| settings.router.lookup(name))
-        .map(|route| route.name.clone());
-    let request_id = request
-        .headers()
-        .get(super::metadata::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // For the log line and label of a call refused before its handler (a
+    // body over the limit, bytes that are not a message): the values only,
+    // looked at when that happens.
+    let name = request.headers().get(PROXY_METHOD_NAME).cloned();
+    let request_id = request.headers().get(super::metadata::REQUEST_ID).cloned();
     let mut grpc = tonic::server::Grpc::new(IspCodec::SERVER)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     let mut response = grpc
         .unary(
             Dispatch {
-                settings,
+                settings: settings.clone(),
                 ran: ran.clone(),
                 started,
             },
@@ -561,12 +554,21 @@ async fn unary(
         } else {
             code
         };
-        let name = label.as_deref().unwrap_or(UNROUTED);
+        let label = name
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|name| settings.router.lookup(name))
+            .map_or(Label::const_str(UNROUTED), |route| {
+                Label::from(route.name.clone())
+            });
         log::warn!(
-            "[endpoint={name}] [requestId={}] rpc call refused: {code}",
-            request_id.as_deref().map_or("-", log_text)
+            "[endpoint={label}] [requestId={}] rpc call refused: {code}",
+            request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map_or("-", log_text)
         );
-        metrics::server_call(name, code, started.elapsed());
+        metrics::server_call(&label, code, started.elapsed());
     }
     response
 }
@@ -596,20 +598,27 @@ impl tonic::server::UnaryService<Message> for Dispatch {
                 .and_then(parse_grpc_timeout);
             let metadata = Metadata::from_headers(headers);
             let request_id = RequestId::of(&metadata);
-            let Some(name) = metadata.get(PROXY_METHOD_NAME).map(str::to_owned) else {
-                let error = Error::status(
-                    Code::Unknown,
-                    format!("'{PROXY_METHOD_NAME}' is expected in metadata"),
-                );
-                return Err(finish(UNROUTED, &request_id, error, started));
+            let unrouted = Label::const_str(UNROUTED);
+            let route = match metadata.get(PROXY_METHOD_NAME) {
+                None => {
+                    let error = Error::status(
+                        Code::Unknown,
+                        format!("'{PROXY_METHOD_NAME}' is expected in metadata"),
+                    );
+                    return Err(finish(&unrouted, &request_id, error, started));
+                }
+                Some(name) => match settings.router.lookup(name) {
+                    Some(route) => route,
+                    None => {
+                        let error = Error::status(
+                            Code::NotFound,
+                            format!("handler not found for endpoint {name}"),
+                        );
+                        return Err(finish(&unrouted, &request_id, error, started));
+                    }
+                },
             };
-            let Some(route) = settings.router.lookup(&name) else {
-                let error = Error::status(
-                    Code::NotFound,
-                    format!("handler not found for endpoint {name}"),
-                );
-                return Err(finish(UNROUTED, &request_id, error, started));
-            };
+            let label = Label::from(route.name.clone());
             let request = Request {
                 endpoint: route.name.clone(),
                 request_id: request_id.clone(),
@@ -621,29 +630,73 @@ impl tonic::server::UnaryService<Message> for Dispatch {
                 None => settings.handler_timeout,
             };
             let handler = AssertUnwindSafe((route.handler)(request)).catch_unwind();
-            let handler = CURRENT_REQUEST_ID.scope(request_id.clone(), handler);
-            let outcome = match tokio::time::timeout(budget, handler).await {
+            let handler = std::pin::pin!(CURRENT_REQUEST_ID.scope(request_id.clone(), handler));
+            let outcome = match (Bounded {
+                future: handler,
+                deadline: started + budget,
+                timer: None,
+            })
+            .await
+            {
                 Ok(Ok(result)) => result,
                 Ok(Err(panic)) => Err(Error::internal(Panicked(panic_text(&*panic)))),
-                Err(_) => Err(
-                    Error::status(Code::DeadlineExceeded, "context deadline exceeded")
-                        .with_cause(TimedOut(budget)),
-                ),
+                Err(Elapsed) => Err(Error::status(
+                    Code::DeadlineExceeded,
+                    "context deadline exceeded",
+                )
+                .with_cause(TimedOut(budget))),
             };
             match outcome {
                 Ok(body) => {
-                    metrics::server_call(&route.name, Code::Ok, started.elapsed());
+                    metrics::server_call(&label, Code::Ok, started.elapsed());
                     Ok(tonic::Response::new(Message::json(body)))
                 }
-                Err(error) => Err(finish(&route.name, &request_id, error, started)),
+                Err(error) => Err(finish(&label, &request_id, error, started)),
             }
         })
     }
 }
 
+/// A handler's future with its deadline. The timer is set only when the
+/// handler does not finish at its first poll: one that answers at once
+/// (most do) costs no timer; the deadline counts from the request's
+/// arrival either way.
+struct Bounded<F> {
+    future: F,
+    deadline: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The deadline of a [`Bounded`] future passed.
+struct Elapsed;
+
+impl<F: Future + Unpin> Future for Bounded<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        if let std::task::Poll::Ready(output) = Pin::new(&mut this.future).poll(cx) {
+            return std::task::Poll::Ready(Ok(output));
+        }
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
+    }
+}
+
 /// Logs a failed call (one line, with the request id; the cause stays
 /// here), records it, and makes its status.
-fn finish(endpoint: &str, request_id: &RequestId, error: Error, started: Instant) -> tonic::Status {
+fn finish(
+    endpoint: &Label,
+    request_id: &RequestId,
+    error: Error,
+    started: Instant,
+) -> tonic::Status {
     let code = error.code();
     metrics::server_call(endpoint, code, started.elapsed());
     let id = log_text(request_id.as_str());
