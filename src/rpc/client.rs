@@ -214,6 +214,7 @@ impl RpcClientBuilder {
                 pool: RoundRobin::new(self.module),
                 channels: Mutex::new(HashMap::new()),
                 timeout: self.timeout,
+                timeout_value: grpc_timeout_value(self.timeout),
                 connect_timeout: self.connect_timeout,
                 max_message_size: self.max_message_size,
             }),
@@ -229,6 +230,8 @@ struct Inner {
     /// on the runtime that made it, and each actix-web worker has its own.
     channels: Mutex<HashMap<(ThreadId, Arc<str>), Slot>>,
     timeout: Duration,
+    /// `grpc-timeout` for `timeout`, written once.
+    timeout_value: AsciiMetadataValue,
     connect_timeout: Duration,
     max_message_size: usize,
 }
@@ -315,6 +318,15 @@ impl RpcClient {
     /// none. Calls that find a connection being made wait for it (and
     /// share its failure) instead of dialling again: a burst of calls
     /// makes one connection, not one each.
+    /// The channel to `host` on this thread, if it is made.
+    fn ready_channel(&self, host: &Arc<str>) -> Option<Channel> {
+        let key = (std::thread::current().id(), host.clone());
+        match self.lock().get(&key) {
+            Some(Slot::Ready(channel)) => Some(channel.clone()),
+            _ => None,
+        }
+    }
+
     async fn channel(&self, host: &Arc<str>) -> Result<Channel, String> {
         let key = (std::thread::current().id(), host.clone());
         let connecting = {
@@ -535,7 +547,7 @@ impl CallBuilder {
                 reason,
             }),
             Ok((metadata, body)) => {
-                let attempts = client.attempts(&request, metadata, body, timeout);
+                let attempts = client.attempts(&request, metadata, body, (started, timeout));
                 match tokio::time::timeout(timeout, attempts).await {
                     Ok(result) => result,
                     Err(_) => Err(CallError::Timeout {
@@ -570,7 +582,8 @@ struct Outgoing<'a> {
 
 impl Outgoing<'_> {
     fn metadata(&self) -> Result<MetadataMap, String> {
-        let mut map = MetadataMap::with_capacity(2 + self.headers.len());
+        // Room for what tonic adds (grpc-timeout, te, content-type, user-agent).
+        let mut map = MetadataMap::with_capacity(8 + self.headers.len());
         let value = |key: &str, value: &str| {
             AsciiMetadataValue::try_from(value)
                 .map_err(|_| format!("the value of metadata key {key:?} is not valid text"))
@@ -603,29 +616,45 @@ impl RpcClient {
         request: &Outgoing<'_>,
         metadata: MetadataMap,
         body: Bytes,
-        timeout: Duration,
+        (started, timeout): (Instant, Duration),
     ) -> Result<(Arc<str>, Bytes), CallError> {
         let module = || self.module().to_owned();
         let (hosts, start) = self.inner.pool.pick().map_err(CallError::NoHosts)?;
-        let deadline = Instant::now() + timeout;
+        let deadline = started + timeout;
         let mut tried = Vec::new();
         let mut metadata = Some(metadata);
         for i in 0..hosts.len() {
             let host = &hosts[(start + i) % hosts.len()];
-            let channel = match self.channel(host).await {
-                Ok(channel) => channel,
-                Err(why) => {
-                    tried.push((host.to_string(), why));
-                    continue;
-                }
+            let (channel, connected) = match self.ready_channel(host) {
+                Some(channel) => (channel, false),
+                None => match self.channel(host).await {
+                    Ok(channel) => (channel, true),
+                    Err(why) => {
+                        tried.push((host.to_string(), why));
+                        continue;
+                    }
+                },
             };
             let mut call = tonic::Request::new(Message::json(body.clone()));
-            *call.metadata_mut() = match metadata.take() {
+            let mut sent = match metadata.take() {
                 Some(metadata) => metadata,
                 // Made again for a later host: it was valid the first time.
                 None => request.metadata().unwrap_or_default(),
             };
-            call.set_timeout(grpc_timeout(timeout, deadline));
+            // The call's timeout as set when nothing was waited for before
+            // this host (the usual case), else the time left: a value that
+            // repeats costs HPACK one byte once indexed, the time left a new
+            // literal with every call. The timer here keeps the exact
+            // deadline either way.
+            let value = if connected || i > 0 {
+                grpc_timeout_value(deadline.saturating_duration_since(Instant::now()))
+            } else if timeout == self.inner.timeout {
+                self.inner.timeout_value.clone()
+            } else {
+                grpc_timeout_value(timeout)
+            };
+            sent.insert(AsciiMetadataKey::from_static("grpc-timeout"), value);
+            *call.metadata_mut() = sent;
             let limit = self.inner.max_message_size;
             let mut grpc = tonic::client::Grpc::new(channel)
                 .max_decoding_message_size(limit)
@@ -683,19 +712,12 @@ impl RpcClient {
     }
 }
 
-/// The `grpc-timeout` a call sends: its timeout as set while less than a
-/// millisecond of it is gone (the usual case: nothing was waited for
-/// before the first host), else the time left. A value that repeats is
-/// sent as one byte once HPACK has it; the time left would be a new
-/// literal with every call. The caller's own timer keeps the exact
-/// deadline either way.
-fn grpc_timeout(timeout: Duration, deadline: Instant) -> Duration {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if timeout.saturating_sub(left) < Duration::from_millis(1) {
-        timeout
-    } else {
-        left
-    }
+/// A `grpc-timeout` value, written as Go writes it.
+fn grpc_timeout_value(timeout: Duration) -> AsciiMetadataValue {
+    let text = super::server::format_grpc_timeout(timeout);
+    // Digits and a unit letter: always a valid value.
+    AsciiMetadataValue::try_from(text.as_str())
+        .unwrap_or_else(|_| AsciiMetadataValue::from_static("0n"))
 }
 
 /// Whether a failed call never reached the host: its connection was

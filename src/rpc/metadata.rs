@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// The endpoint a call is for, without a leading slash (Go:
 /// `grpc.ProxyMethodNameHeader`).
@@ -41,6 +41,11 @@ pub const DEVICE_TOKEN: &str = "x-device-token";
 /// The admin's id, as the gateway sets it for admin endpoints.
 pub const ADMIN_ID: &str = "x-admin-id";
 
+/// The keys every call is read or written with, made once.
+pub(crate) static PROXY_METHOD_NAME_KEY: HeaderName = HeaderName::from_static(PROXY_METHOD_NAME);
+pub(crate) static REQUEST_ID_KEY: HeaderName = HeaderName::from_static(REQUEST_ID);
+pub(crate) static GRPC_TIMEOUT_KEY: HeaderName = HeaderName::from_static("grpc-timeout");
+
 /// The metadata of a request as received: every key lower case, binary
 /// (`-bin`) keys left out of the text views.
 #[derive(Clone, Default)]
@@ -57,6 +62,11 @@ impl Metadata {
     /// sends two values; servers use the first), or `None` when absent or
     /// not text.
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.headers.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    /// [`get`](Self::get) with a key made once.
+    pub(crate) fn get_key(&self, key: &HeaderName) -> Option<&str> {
         self.headers.get(key).and_then(|v| v.to_str().ok())
     }
 
@@ -117,7 +127,7 @@ impl RequestId {
     /// The request's id, or a new one when it carried none (as isp-kit's
     /// server middleware does).
     pub fn of(metadata: &Metadata) -> Self {
-        match metadata.get(REQUEST_ID) {
+        match metadata.get_key(&REQUEST_ID_KEY) {
             Some(id) if !id.is_empty() => Self(Arc::from(id)),
             _ => Self::new(),
         }

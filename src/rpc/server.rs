@@ -29,7 +29,9 @@ use super::codec::IspCodec;
 use super::error::{Code, Error};
 use super::handler::Request;
 use super::message::Message;
-use super::metadata::{Metadata, RequestId, PROXY_METHOD_NAME};
+use super::metadata::{
+    Metadata, RequestId, GRPC_TIMEOUT_KEY, PROXY_METHOD_NAME, PROXY_METHOD_NAME_KEY, REQUEST_ID_KEY,
+};
 use super::metrics::{self, Label};
 use super::router::Router;
 use super::{log_text, CURRENT_REQUEST_ID};
@@ -520,8 +522,8 @@ async fn unary(
     // For the log line and label of a call refused before its handler (a
     // body over the limit, bytes that are not a message): the values only,
     // looked at when that happens.
-    let name = request.headers().get(PROXY_METHOD_NAME).cloned();
-    let request_id = request.headers().get(super::metadata::REQUEST_ID).cloned();
+    let name = request.headers().get(&PROXY_METHOD_NAME_KEY).cloned();
+    let request_id = request.headers().get(&REQUEST_ID_KEY).cloned();
     let mut grpc = tonic::server::Grpc::new(IspCodec::SERVER)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -593,13 +595,13 @@ impl tonic::server::UnaryService<Message> for Dispatch {
             let (metadata, _, message) = request.into_parts();
             let headers = metadata.into_headers();
             let deadline = headers
-                .get("grpc-timeout")
+                .get(&GRPC_TIMEOUT_KEY)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout);
             let metadata = Metadata::from_headers(headers);
             let request_id = RequestId::of(&metadata);
             let unrouted = Label::const_str(UNROUTED);
-            let route = match metadata.get(PROXY_METHOD_NAME) {
+            let route = match metadata.get_key(&PROXY_METHOD_NAME_KEY) {
                 None => {
                     let error = Error::status(
                         Code::Unknown,
@@ -741,6 +743,31 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// A `grpc-timeout` value as Go writes it (`encodeTimeout`): the finest
+/// unit whose count fits in 8 digits, rounded up.
+pub(crate) fn format_grpc_timeout(timeout: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos();
+    if nanos == 0 {
+        return "0n".to_owned();
+    }
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    for (size, unit) in units {
+        let count = nanos.div_ceil(size);
+        if count <= MAX {
+            return format!("{count}{unit}");
+        }
+    }
+    format!("{MAX}H")
+}
+
 /// `grpc-timeout`: at most 8 digits and a unit (`H`, `M`, `S`, `m`, `u`,
 /// `n`).
 pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
@@ -778,6 +805,28 @@ mod tests {
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         for bad in ["", "S", "15", "15x", "123456789S", "-1S", "1.5S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn grpc_timeouts_are_written_as_go_writes_them() {
+        // Go's encodeTimeout: the finest unit within 8 digits, rounded up.
+        let cases = [
+            (Duration::ZERO, "0n"),
+            (Duration::from_nanos(99_999_999), "99999999n"),
+            (Duration::from_millis(100), "100000u"),
+            (Duration::from_secs(15), "15000000u"),
+            (Duration::from_nanos(14_999_916_001), "14999917u"),
+            (Duration::from_secs(3600), "3600000m"),
+            (Duration::from_secs(200_000), "200000S"),
+        ];
+        for (timeout, text) in cases {
+            assert_eq!(format_grpc_timeout(timeout), text, "{timeout:?}");
+            let back = parse_grpc_timeout(text).unwrap();
+            assert!(
+                back >= timeout && back - timeout < Duration::from_micros(1),
+                "{text}"
+            );
         }
     }
 }
