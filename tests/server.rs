@@ -31,8 +31,10 @@ const CLIENT_FRAME_LIMIT: usize = 16 * 1024 * 1024;
 /// 6455 §7.1.1: at once; it used to wait for a keep-alive timer, ~0.9 s).
 const CLOSE_TO_EOF: Duration = Duration::from_millis(50);
 /// How soon a push reaches a session that has just finished its handshake
-/// (with Nagle's algorithm on, the module's delayed ACK made it ~40 ms).
-const PUSH_BOUND: Duration = Duration::from_millis(5);
+/// (with Nagle's algorithm on, the module's delayed ACK made it ~40 ms):
+/// half of that stall, so that the stall fails the test and a loaded
+/// machine's scheduling does not.
+const PUSH_BOUND: Duration = Duration::from_millis(20);
 
 trait Socket:
     Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError>
@@ -937,12 +939,12 @@ async fn worst_push_after_handshake(server: &ConfigServer, attempt: usize) -> Du
 }
 
 #[actix::test]
-async fn a_push_right_after_the_handshake_arrives_within_5_ms_20_times() {
+async fn a_push_right_after_the_handshake_arrives_before_a_delayed_ack_20_times() {
     let server = start_server().await;
     // The stall this guards against (Nagle's algorithm waiting for the
     // module's delayed ACK, ~40 ms) is in every run; a loaded test machine
-    // can preempt any single run for longer than 5 ms. So: up to three runs
-    // of 20, and one must be all under 5 ms.
+    // can preempt any single run for a few milliseconds. So: up to three
+    // runs of 20, and one must be all under PUSH_BOUND.
     let mut worsts = Vec::new();
     for attempt in 0..3 {
         let worst = worst_push_after_handshake(&server, attempt).await;

@@ -1,5 +1,6 @@
-//! Delivery: the receivers' lanes and the cache writer, in an actor that
-//! lives as long as the client, so that its promises hold across sessions:
+//! Delivery: the receivers' lanes, in an actor that lives as long as the
+//! client, so that its promises hold across sessions (the cache writer it
+//! writes through is the supervisor's, and outlives even this actor):
 //!
 //! * one delivery in flight per receiver and latest wins ([`super::lanes`]):
 //!   a session that ends does not cancel a delivery in flight, and the next
@@ -123,6 +124,7 @@ pub(crate) fn ensure_running(
     delivery: &mut Addr<Delivery>,
     settings: &Arc<Settings>,
     shared: &Arc<Shared>,
+    cache: &Option<CacheWriter>,
 ) {
     if delivery.connected() {
         return;
@@ -131,7 +133,7 @@ pub(crate) fn ensure_running(
         "[module={}] the delivery actor stopped; a new one delivers from the next session on",
         settings.module
     );
-    *delivery = Delivery::new(settings.clone(), shared.clone()).start();
+    *delivery = Delivery::new(settings.clone(), shared.clone(), cache.clone()).start();
 }
 
 pub(crate) struct Delivery {
@@ -163,7 +165,15 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(settings: Arc<Settings>, shared: Arc<Shared>) -> Self {
+    /// `cache` is the client's one cache writer: it outlives every delivery
+    /// actor, so that a write still under way when one stops is ordered
+    /// before the writes of the next (a writer per actor could let an
+    /// older config land on disk after a newer one).
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        shared: Arc<Shared>,
+        cache: Option<CacheWriter>,
+    ) -> Self {
         let config = settings.config_receiver.clone().map(|r| {
             Lane::new(
                 "remote config receiver".to_owned(),
@@ -186,10 +196,6 @@ impl Delivery {
                 )
             })
             .collect();
-        let cache = settings
-            .config_cache
-            .clone()
-            .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
         Self {
             identity: Tracker::new(settings.module.clone()),
             hosts_guard: HostsGuard::new(settings.keep_last_hosts.iter().copied()),
@@ -389,13 +395,9 @@ impl Delivery {
             return;
         }
         self.newest_accepted = number;
-        if number > self.newest_rejected {
-            self.shared.config_accepted(source);
-        }
-        if let Some(identity) = &identity {
-            let applied = self.identity.accepted(identity, source, tag);
-            self.shared.update(|s| s.config = Some(applied));
-        }
+        let applied = identity.map(|identity| self.identity.accepted(&identity, source, tag));
+        self.shared
+            .config_accepted(source, applied, number > self.newest_rejected);
         if let (Some(cache), Some(data), false) = (&self.cache, data, source == ConfigSource::Cache)
         {
             cache.offer(data);

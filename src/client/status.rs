@@ -200,7 +200,8 @@ pub struct Status {
     /// Where the config in force came from: the source of the last config
     /// the receiver accepted, `None` until one is (the module runs on its
     /// defaults). [`ClusterClient::config_applied`](super::ClusterClient::config_applied)
-    /// waits for it.
+    /// waits for it. Always the same as `config`'s `source`: both are set
+    /// by one update.
     pub config_source: Option<ConfigSource>,
     /// The config in force: its hash, since when, from where, and what
     /// changed from the one before (`None` until the receiver accepts one).
@@ -338,18 +339,24 @@ impl Shared {
         });
     }
 
-    /// The receiver accepted a config from `source`.
-    pub(crate) fn config_accepted(&self, source: ConfigSource) {
-        let unchanged = {
-            let s = self.lock();
-            !s.newest_config_rejected && s.config_source == Some(source)
-        };
-        if !unchanged {
-            self.update(|s| {
+    /// The receiver accepted a config from `source`, shown as `applied`:
+    /// the config in force, whose source and identity are set together so
+    /// that `config_source` and `config.source` never disagree. `newest`:
+    /// no newer config was rejected before this answer (a late answer to
+    /// an older one leaves the rejection standing).
+    pub(crate) fn config_accepted(
+        &self,
+        source: ConfigSource,
+        applied: Option<AppliedConfig>,
+        newest: bool,
+    ) {
+        self.update(|s| {
+            if newest {
                 s.newest_config_rejected = false;
-                s.config_source = Some(source);
-            });
-        }
+            }
+            s.config_source = Some(source);
+            s.config = applied;
+        });
     }
 }
 
@@ -414,7 +421,13 @@ mod tests {
         assert_eq!(json["lastRejection"]["source"], "server");
         assert_eq!(json["lastRejection"]["reason"], "port must be positive");
         assert_eq!(json["configSource"], serde_json::Value::Null);
-        shared.config_accepted(ConfigSource::Cache);
+        // A late answer to an older config: in force now, the rejection of
+        // the newer one stands.
+        shared.config_accepted(ConfigSource::Server, None, false);
+        let json = serde_json::to_value(&*shared.lock()).unwrap();
+        assert_eq!(json["configSource"], "server");
+        assert_eq!(json["newestConfigRejected"], true);
+        shared.config_accepted(ConfigSource::Cache, None, true);
         let json = serde_json::to_value(&*shared.lock()).unwrap();
         assert_eq!(json["configSource"], "cache");
         assert_eq!(json["newestConfigRejected"], false);

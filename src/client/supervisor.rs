@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::cache::CacheWriter;
 use super::connect::connect;
 use super::delivery::{ensure_running, DeliverCached, Delivery, Drain};
 use super::end_reason::{Cause, EndReason};
@@ -47,8 +48,12 @@ pub(crate) struct Supervisor {
     pending: Option<SpawnHandle>,
     closing: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
-    /// The receivers' lanes and the cache writer: as long as the client.
+    /// The receivers' lanes: as long as the client (a new actor takes over
+    /// when one stops).
     delivery: Addr<Delivery>,
+    /// The cache writer, handed to every delivery actor: one queue of
+    /// writes for the client's whole life.
+    cache: Option<CacheWriter>,
     /// One ERROR, WARN summaries and one INFO per outage.
     outage: OutageLog,
 }
@@ -83,8 +88,13 @@ fn outcome(end: EndReason, active_for: Option<Duration>) -> Outcome {
 impl Supervisor {
     pub(crate) fn new(settings: Arc<Settings>, hosts: Vec<String>, shared: Arc<Shared>) -> Self {
         let pacing = Pacing::new(settings.pacing(), hosts);
-        let delivery = Delivery::new(settings.clone(), shared.clone()).start();
+        let cache = settings
+            .config_cache
+            .clone()
+            .map(|path| CacheWriter::new(path, settings.module.clone(), shared.clone()));
+        let delivery = Delivery::new(settings.clone(), shared.clone(), cache.clone()).start();
         Self {
+            cache,
             outage: OutageLog::new(settings.outage_summary_interval),
             settings,
             shared,
@@ -132,7 +142,12 @@ impl Supervisor {
         }
         // A delivery actor that stopped (its sessions heard so) is replaced
         // before the next session offers it anything.
-        ensure_running(&mut self.delivery, &self.settings, &self.shared);
+        ensure_running(
+            &mut self.delivery,
+            &self.settings,
+            &self.shared,
+            &self.cache,
+        );
         self.session_seq += 1;
         let id = self.session_seq;
         self.current = Some(Current {
