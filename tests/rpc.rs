@@ -459,6 +459,55 @@ async fn an_actor_is_an_endpoint() {
     rpc.shutdown().await;
 }
 
+/// What follows a module's leaving, in isp-kit's order: the config-service
+/// saw close 1000 and dropped the module; the server still answers new
+/// calls (on a new connection too) within its grace; then it refuses new
+/// connections while `slow`, a call in flight across the whole stop,
+/// finishes.
+async fn left_first_then_grace_then_refused(
+    config: &ConfigServer,
+    rpc: &RpcServer,
+    slow: tokio::task::JoinHandle<Result<Value, CallError>>,
+) {
+    assert!(
+        wait_until(EVENTUALLY, || config
+            .closed_sessions()
+            .iter()
+            .any(|c| c.module == "echo" && c.code == Some(1000)))
+        .await,
+        "close 1000 seen: {:?}",
+        config.closed_sessions()
+    );
+    assert!(config.instances("echo").is_empty());
+    assert!(
+        rpc.is_accepting(),
+        "the server answers after the module left"
+    );
+    let fresh = client_of(rpc);
+    let answer: Value = fresh.call("rpc/echo").json(&"late").send().await.unwrap();
+    assert_eq!(answer, json!("late"));
+    let addr = rpc.local_addr();
+    assert!(
+        wait_until(EVENTUALLY, || std::net::TcpStream::connect(addr).is_err()).await,
+        "refuses after the grace"
+    );
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow, json!({"slept": 1500}));
+    rpc.stopped().await;
+}
+
+/// A call that takes 1.5 s, started now.
+fn slow_call(rpc: &RpcServer) -> tokio::task::JoinHandle<Result<Value, CallError>> {
+    let client = client_of(rpc);
+    tokio::spawn(async move {
+        client
+            .call("rpc/sleep")
+            .json(&json!({"ms": 1500}))
+            .send::<Value>()
+            .await
+    })
+}
+
 #[actix_rt::test]
 async fn the_module_leaves_first_then_the_server_answers_for_its_grace_then_refuses() {
     let config = ConfigServer::builder().start().await.unwrap();
@@ -466,24 +515,12 @@ async fn the_module_leaves_first_then_the_server_answers_for_its_grace_then_refu
         .stop_grace(Duration::from_millis(800))
         .bind("127.0.0.1:0")
         .unwrap();
-    let addr = rpc.local_addr();
     let module = module("echo", &config).rpc(&rpc).start().unwrap();
     module.ready(EVENTUALLY).await.unwrap();
-    let client = client_of(&rpc);
-    // A call in flight across the whole stop.
-    let slow = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .call("rpc/sleep")
-                .json(&json!({"ms": 1500}))
-                .send::<Value>()
-                .await
-        })
-    };
+    let slow = slow_call(&rpc);
     tokio::time::sleep(Duration::from_millis(100)).await;
     module.close().await;
-    // Left the cluster: the config-service saw 1000 and dropped the module.
+    // close() returned: the module has left already.
     let closed = config.closed_sessions();
     assert!(
         closed
@@ -492,19 +529,47 @@ async fn the_module_leaves_first_then_the_server_answers_for_its_grace_then_refu
         "{closed:?}"
     );
     assert!(config.instances("echo").is_empty());
-    // Still answering new calls, on a new connection too, within the grace.
-    assert!(rpc.is_accepting());
-    let fresh = client_of(&rpc);
-    let answer: Value = fresh.call("rpc/echo").json(&"late").send().await.unwrap();
-    assert_eq!(answer, json!("late"));
-    // Then new connections are refused, while the call in flight finishes.
-    assert!(
-        wait_until(EVENTUALLY, || std::net::TcpStream::connect(addr).is_err()).await,
-        "refuses after the grace"
-    );
-    let slow = slow.await.unwrap().unwrap();
-    assert_eq!(slow, json!({"slept": 1500}));
-    rpc.stopped().await;
+    left_first_then_grace_then_refused(&config, &rpc, slow).await;
+    config.stop().await;
+}
+
+/// The same order when the module's actix System stops (no `close()`):
+/// the supervisor's stop sends close 1000 and starts the server's grace.
+#[actix_rt::test]
+async fn when_the_system_stops_the_module_leaves_first_then_the_server_answers_for_its_grace() {
+    let config = ConfigServer::builder().start().await.unwrap();
+    let rpc = RpcServer::builder(router())
+        .stop_grace(Duration::from_millis(800))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    // The module runs on an actix System of its own, as a module process.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let module_thread = {
+        let rpc = rpc.clone();
+        let builder = module("echo", &config);
+        std::thread::spawn(move || {
+            let system = actix::System::new();
+            let module = system.block_on(async move {
+                let module = builder.rpc(&rpc).start().unwrap();
+                module.ready(EVENTUALLY).await.unwrap();
+                module
+            });
+            started_tx.send(actix::System::current()).unwrap();
+            // Runs until stopped from outside; the module is never closed.
+            system.run().unwrap();
+            drop(module);
+        })
+    };
+    let module_system = tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let slow = slow_call(&rpc);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    module_system.stop();
+    left_first_then_grace_then_refused(&config, &rpc, slow).await;
+    tokio::task::spawn_blocking(move || module_thread.join().unwrap())
+        .await
+        .unwrap();
     config.stop().await;
 }
 
