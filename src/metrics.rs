@@ -92,6 +92,23 @@ pub const SERVER_SESSIONS_TOTAL: &str = "isp_cluster_server_sessions_total";
 /// `module_connected`).
 #[cfg(any(feature = "devserver", test))]
 pub const SERVER_PUSHES: &str = "isp_cluster_server_pushes_total";
+/// `isp_cluster_rpc_server_calls_total{endpoint,code}`: calls served, by the
+/// router's endpoint name (`(unrouted)` for a name it does not know) and
+/// gRPC code name (`OK`, `InvalidArgument`, …).
+#[cfg(feature = "rpc")]
+pub const RPC_SERVER_CALLS: &str = "isp_cluster_rpc_server_calls_total";
+/// `isp_cluster_rpc_server_call_duration_seconds{endpoint}`: from the
+/// request's arrival to its answer.
+#[cfg(feature = "rpc")]
+pub const RPC_SERVER_CALL_SECONDS: &str = "isp_cluster_rpc_server_call_duration_seconds";
+/// `isp_cluster_rpc_client_calls_total{module,endpoint,code}`: calls made,
+/// by required module, endpoint (as the calling code named it) and code.
+#[cfg(feature = "rpc")]
+pub const RPC_CLIENT_CALLS: &str = "isp_cluster_rpc_client_calls_total";
+/// `isp_cluster_rpc_client_call_duration_seconds{module,endpoint}`: from
+/// `send` to the answer (hosts skipped included).
+#[cfg(feature = "rpc")]
+pub const RPC_CLIENT_CALL_SECONDS: &str = "isp_cluster_rpc_client_call_duration_seconds";
 
 /// A Prometheus type.
 #[cfg(any(feature = "infra", test))]
@@ -193,6 +210,36 @@ pub(crate) const SERVER_METRICS: [Metric; 3] = [
     ),
 ];
 
+/// The RPC metrics in the crate's one list (`# HELP` lines and
+/// `/internal/metrics/descriptions`).
+#[cfg(all(feature = "rpc", any(feature = "infra", test)))]
+pub(crate) const RPC_METRICS: [Metric; 4] = [
+    Metric {
+        name: RPC_SERVER_CALLS,
+        kind: Kind::Counter,
+        labels: &["endpoint", "code"],
+        help: "isp RPC calls served, by the router's endpoint name and gRPC code.",
+    },
+    Metric {
+        name: RPC_SERVER_CALL_SECONDS,
+        kind: Kind::Histogram,
+        labels: &["endpoint"],
+        help: "Seconds from an isp RPC request's arrival to its answer.",
+    },
+    Metric {
+        name: RPC_CLIENT_CALLS,
+        kind: Kind::Counter,
+        labels: &["module", "endpoint", "code"],
+        help: "isp RPC calls made to a required module, by endpoint and gRPC code.",
+    },
+    Metric {
+        name: RPC_CLIENT_CALL_SECONDS,
+        kind: Kind::Histogram,
+        labels: &["module", "endpoint"],
+        help: "Seconds from an isp RPC call's send to its answer, hosts skipped included.",
+    },
+];
+
 /// Every metric this build of the crate records.
 #[cfg(any(feature = "infra", test))]
 pub(crate) fn all() -> impl Iterator<Item = &'static Metric> {
@@ -200,7 +247,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Metric> {
     #[cfg(any(feature = "devserver", test))]
     let all = all.chain(SERVER_METRICS.iter());
     #[cfg(feature = "rpc")]
-    let all = all.chain(crate::rpc::metrics::RPC_METRICS.iter());
+    let all = all.chain(RPC_METRICS.iter());
     all
 }
 

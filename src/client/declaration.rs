@@ -58,16 +58,14 @@ impl Declaration {
 
     /// A stream that yields whenever the declared endpoints change.
     #[cfg(feature = "rpc")]
-    pub(crate) fn changes(
-        &self,
-    ) -> Option<impl futures_util::Stream<Item = super::session::Redeclare> + 'static> {
+    pub(crate) fn changes(&self) -> Option<impl futures_util::Stream<Item = Redeclare> + 'static> {
         let mut changes = self.rpc.as_ref()?.router().subscribe();
         changes.borrow_and_update();
         Some(futures_util::stream::unfold(
             changes,
             |mut changes| async move {
                 changes.changed().await.ok()?;
-                Some((super::session::Redeclare, changes))
+                Some((Redeclare, changes))
             },
         ))
     }
@@ -97,4 +95,13 @@ fn served(mut base: BackendDeclaration, server: &crate::rpc::RpcServer) -> Backe
     base.address = address;
     base.transport = crate::events::TRANSPORT_GRPC.to_owned();
     base
+}
+
+/// The declared endpoints changed (an RPC router changed at run time): a
+/// session sends `MODULE:READY` again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Redeclare;
+
+impl actix::Message for Redeclare {
+    type Result = ();
 }

@@ -24,6 +24,7 @@ use futures_util::stream::{SplitSink, StreamExt};
 
 use super::answer::{Delivered, Owed, Why};
 use super::connect::Framed;
+use super::declaration::Redeclare;
 use super::delivery::{Delivery, Item, Offer, Withdraw};
 use super::dispatch::{classify, Incoming};
 use super::end_reason::EndReason;
@@ -884,14 +885,6 @@ impl Handler<Delivered> for Session {
     fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
         self.delivered(msg, ctx);
     }
-}
-
-/// The declared endpoints changed (an RPC router changed at run time).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Redeclare;
-
-impl Message for Redeclare {
-    type Result = ();
 }
 
 impl Handler<Redeclare> for Session {

@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::connection::ConnectionSlot;
-use super::state::{Answer, SessionId, Shared};
+use super::state::{Answer, Command, SessionId, Shared};
 use super::{ClosedSession, ReplyOrder};
 use crate::etp::ws::{message_for, FragmentError, LimitedCodec, Reassembler, WireFrame};
 use crate::etp::Event;
@@ -98,19 +98,6 @@ fn refusal(read_limit: usize) -> BoxBody {
     BoxBody::new(actix_http::body::BodyStream::new(
         futures_util::stream::iter(frame).map(Ok::<_, Infallible>),
     ))
-}
-
-/// What the rest of the server tells a session.
-pub(crate) enum Command {
-    /// A frame to send: a push (config changed, addresses, routes).
-    Send(WireFrame),
-    /// Handshake answers held back by [`ReplyOrder::EventsLate`], computed
-    /// when they are sent.
-    Answers(Vec<Answer>),
-    /// Close frame 1000, the server is stopping.
-    Close,
-    /// No close frame: the TCP connection just ends, as when a node crashes.
-    Abort,
 }
 
 /// How the session ended, for the log line at the end.

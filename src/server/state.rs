@@ -18,7 +18,6 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 use super::configs::ModuleConfigs;
 use super::connection::OpenConnection;
 
-use super::session::Command;
 use super::{ClosedSession, ReplyOrder};
 use crate::etp::ws::WireFrame;
 use crate::etp::Event;
@@ -29,6 +28,19 @@ use crate::events::{
 use crate::types::{
     AddressConfiguration, BackendDeclaration, ConfigData, ModuleRequirements, RoutingConfig,
 };
+
+/// What the rest of the server tells a session.
+pub(crate) enum Command {
+    /// A frame to send: a push (config changed, addresses, routes).
+    Send(WireFrame),
+    /// Handshake answers held back by [`ReplyOrder::EventsLate`], computed
+    /// when they are sent.
+    Answers(Vec<Answer>),
+    /// Close frame 1000, the server is stopping.
+    Close,
+    /// No close frame: the TCP connection just ends, as when a node crashes.
+    Abort,
+}
 
 /// Identifies one WebSocket session (one connection) for its whole life.
 pub(crate) type SessionId = u64;
