@@ -43,6 +43,15 @@ impl Utc {
     }
 }
 
+/// `time` as RFC 3339 in UTC with milliseconds (`2026-12-01T09:28:23.123Z`):
+/// the status JSON's and the health report's times (as isp-kit writes
+/// them) and the JSON log's `ts` (zap's `ISO8601TimeEncoder`, the same
+/// text).
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let utc = Utc::of(time);
+    format!("{}.{:03}Z", utc.date_time(), utc.millis)
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
 /// Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -61,6 +70,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        let at = |secs: u64, ms: u64| {
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_117_303, 123), "2026-12-01T09:28:23.123Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
+
     use std::time::Duration;
 
     #[test]

@@ -38,7 +38,7 @@ impl Serialize for HeldHosts {
         let mut s = serializer.serialize_struct("HeldHosts", 3)?;
         s.serialize_field("module", &self.module)?;
         s.serialize_field("hosts", &self.hosts)?;
-        s.serialize_field("since", &super::status::rfc3339(self.since))?;
+        s.serialize_field("since", &crate::time::rfc3339(self.since))?;
         s.end()
     }
 }

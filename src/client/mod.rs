@@ -57,7 +57,7 @@ pub use outage::DEFAULT_OUTAGE_SUMMARY_INTERVAL;
 pub(crate) use session::session_tag;
 pub(crate) use settings::Settings;
 pub use settings::*;
-pub(crate) use status::{rfc3339, Shared};
+pub(crate) use status::Shared;
 pub use status::{Rejection, SessionState, Status};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use super::{ConfigSource, HeldHosts};
 use crate::identity::AppliedConfig;
+use crate::time::rfc3339;
 
 /// What the client is doing now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,13 +242,6 @@ impl Serialize for Status {
     }
 }
 
-/// `time` as RFC 3339 in UTC with milliseconds (`2026-12-01T09:28:23.123Z`),
-/// as isp-kit's health report writes times.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
-    let utc = crate::time::Utc::of(time);
-    format!("{}.{:03}Z", utc.date_time(), utc.millis)
-}
-
 /// The client's status, shared by the handle, the supervisor, the delivery
 /// actor and the cache writer. The supervisor writes the state and the
 /// session counters; delivery adds rejections and the cache writer its
@@ -363,17 +357,6 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        let at = |secs: u64, ms: u64| {
-            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms))
-        };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-        assert_eq!(at(1_796_117_303, 123), "2026-12-01T09:28:23.123Z");
-        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
-    }
 
     #[test]
     fn status_json_has_stable_camel_case_names() {

@@ -51,7 +51,7 @@ impl Serialize for AppliedConfig {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut s = serializer.serialize_struct("AppliedConfig", 5)?;
         s.serialize_field("hash", &self.hash)?;
-        s.serialize_field("appliedAt", &crate::client::rfc3339(self.applied_at))?;
+        s.serialize_field("appliedAt", &crate::time::rfc3339(self.applied_at))?;
         s.serialize_field("source", &self.source)?;
         s.serialize_field("previousHash", &self.previous_hash)?;
         s.serialize_field("changes", &self.changes.as_deref())?;

@@ -111,7 +111,8 @@ pub(crate) fn line(level: Level, time: SystemTime, target: &str, message: &str) 
     out.push_str("{\"level\":\"");
     out.push_str(level_name(level));
     out.push_str("\",\"ts\":\"");
-    out.push_str(&iso8601(time));
+    // zap's `ISO8601TimeEncoder` in UTC: `2006-01-02T15:04:05.000Z`.
+    out.push_str(&crate::time::rfc3339(time));
     out.push_str("\",\"logger\":");
     push_str(&mut out, target);
     out.push_str(",\"msg\":");
@@ -151,12 +152,6 @@ fn split_tag(message: &str) -> (Vec<(&'static str, &str)>, &str) {
         fields.push((field, value));
     }
     (fields, text)
-}
-
-/// zap's `ISO8601TimeEncoder` in UTC: `2006-01-02T15:04:05.000Z`.
-fn iso8601(time: SystemTime) -> String {
-    let utc = crate::time::Utc::of(time);
-    format!("{}.{:03}Z", utc.date_time(), utc.millis)
 }
 
 /// A JSON string as zap's encoder writes it.
