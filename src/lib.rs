@@ -93,6 +93,7 @@ pub mod logging;
 // an application that glob-imports this crate. The README lists the names.
 mod metrics;
 mod offline;
+mod quote;
 mod request_id;
 mod secrets;
 mod time;

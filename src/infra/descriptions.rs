@@ -66,21 +66,13 @@ fn line(out: &mut String, name: &str, help: &str, labels: &[&str], kind: &str) {
 /// A string as Go's `%q` writes printable text: `"` and `\` escaped,
 /// control characters by name or as `\x..`.
 fn go_quote(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_ascii_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
+    crate::quote::push_quoted(out, s, |out, c| {
+        let control = c.is_ascii_control();
+        if control {
+            let _ = write!(out, "\\x{:02x}", c as u32);
         }
-    }
-    out.push('"');
+        control
+    });
 }
 
 #[cfg(test)]

@@ -259,21 +259,13 @@ fn render(details: &[Detail<'_>]) -> Answer {
 /// `\` escaped with a backslash, `\n`, `\r`, `\t` by name, other control
 /// characters, `<`, `>`, `&`, U+2028 and U+2029 as `\u00xx`.
 fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    crate::quote::push_quoted(out, s, |out, c| {
+        let escaped = (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}');
+        if escaped {
+            crate::quote::push_unicode_escape(out, c);
         }
-    }
-    out.push('"');
+        escaped
+    });
 }
 
 /// `time` as Go formats `2006-01-02T15:04:05.999Z07:00` in UTC: milliseconds

@@ -23,7 +23,6 @@
 //! Strings are escaped as zap escapes them (`"`, `\`, `\n`, `\r`, `\t`,
 //! other control characters as `\u00XX`; HTML characters kept).
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
@@ -156,21 +155,13 @@ fn split_tag(message: &str) -> (Vec<(&'static str, &str)>, &str) {
 
 /// A JSON string as zap's encoder writes it.
 fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    crate::quote::push_quoted(out, s, |out, c| {
+        let escaped = (c as u32) < 0x20;
+        if escaped {
+            crate::quote::push_unicode_escape(out, c);
         }
-    }
-    out.push('"');
+        escaped
+    });
 }
 
 #[cfg(test)]
