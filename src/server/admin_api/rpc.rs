@@ -29,56 +29,35 @@ const AUTHORIZATION: &str = "authorization";
 /// The router of the admin API: every operation of [`AdminApi`] at its
 /// real name, behind `token` when there is one.
 pub(crate) fn router(api: AdminApi, token: Option<AdminToken>) -> Router {
-    let guard = Guard(token.map(|t| t.0));
-    let router = Router::new();
-    let router = without_body(router, GET_MODULES_INFO, &api, &guard, |api| async move {
+    Routes {
+        router: Router::new(),
+        api,
+        guard: Guard(token.map(|t| t.0)),
+    }
+    .without_body(GET_MODULES_INFO, |api| async move {
         api.get_modules_info().await
-    });
-    let router = without_body(router, GET_ROUTES, &api, &guard, |api| async move {
-        api.get_routes().await
-    });
-    let router = with_body(
-        router,
+    })
+    .without_body(GET_ROUTES, |api| async move { api.get_routes().await })
+    .with_body(
         GET_ACTIVE_CONFIG_BY_MODULE_NAME,
-        &api,
-        &guard,
         |api, request| async move { api.get_active_config_by_module_name(request).await },
-    );
-    let router = with_body(
-        router,
-        GET_CONFIGS_BY_MODULE_ID,
-        &api,
-        &guard,
-        |api, request| async move { api.get_configs_by_module_id(request).await },
-    );
-    let router = with_body(
-        router,
-        GET_CONFIG_BY_ID,
-        &api,
-        &guard,
-        |api, request| async move { api.get_config_by_id(request).await },
-    );
-    let router = with_body(
-        router,
-        CREATE_UPDATE_CONFIG,
-        &api,
-        &guard,
-        |api, request| async move { api.create_update_config(request).await },
-    );
-    let router = with_body(
-        router,
-        MARK_CONFIG_AS_ACTIVE,
-        &api,
-        &guard,
-        |api, request| async move { api.mark_config_as_active(request).await },
-    );
-    with_body(
-        router,
-        SYNC_CONFIG,
-        &api,
-        &guard,
-        |api, request| async move { api.sync_config(request).await },
     )
+    .with_body(GET_CONFIGS_BY_MODULE_ID, |api, request| async move {
+        api.get_configs_by_module_id(request).await
+    })
+    .with_body(GET_CONFIG_BY_ID, |api, request| async move {
+        api.get_config_by_id(request).await
+    })
+    .with_body(CREATE_UPDATE_CONFIG, |api, request| async move {
+        api.create_update_config(request).await
+    })
+    .with_body(MARK_CONFIG_AS_ACTIVE, |api, request| async move {
+        api.mark_config_as_active(request).await
+    })
+    .with_body(SYNC_CONFIG, |api, request| async move {
+        api.sync_config(request).await
+    })
+    .router
 }
 
 /// The admin token, when calls must carry one.
@@ -123,55 +102,54 @@ fn inner(path: &str) -> EndpointDescriptor {
     EndpointDescriptor::new(path).inner(true)
 }
 
-/// Routes `path` to an operation that takes no body (any body is ignored,
-/// as the real service's handlers without one ignore it).
-fn without_body<F, Fut, R>(
+/// The router being built, with what every route shares.
+struct Routes {
     router: Router,
-    path: &str,
-    api: &AdminApi,
-    guard: &Guard,
-    operation: F,
-) -> Router
-where
-    F: Fn(AdminApi) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, AdminError>> + Send + 'static,
-    R: Serialize + 'static,
-{
-    let (api, guard) = (api.clone(), guard.clone());
-    router.route(inner(path), move |metadata: Metadata| {
-        let checked = guard.check(&metadata);
-        let answer = operation(api.clone());
-        async move {
-            checked?;
-            answer.await.map_err(refusal)
-        }
-    })
+    api: AdminApi,
+    guard: Guard,
 }
 
-/// Routes `path` to an operation that takes a JSON body.
-fn with_body<F, Fut, T, R>(
-    router: Router,
-    path: &str,
-    api: &AdminApi,
-    guard: &Guard,
-    operation: F,
-) -> Router
-where
-    F: Fn(AdminApi, T) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, AdminError>> + Send + 'static,
-    T: DeserializeOwned + Send + 'static,
-    R: Serialize + 'static,
-{
-    let (api, guard) = (api.clone(), guard.clone());
-    router.route(
-        inner(path),
-        move |metadata: Metadata, Json(request): Json<T>| {
+impl Routes {
+    /// Routes `path` to an operation that takes no body (any body is
+    /// ignored, as the real service's handlers without one ignore it).
+    fn without_body<F, Fut, R>(self, path: &str, operation: F) -> Self
+    where
+        F: Fn(AdminApi) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, AdminError>> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let (api, guard) = (self.api.clone(), self.guard.clone());
+        let router = self.router.route(inner(path), move |metadata: Metadata| {
             let checked = guard.check(&metadata);
-            let answer = operation(api.clone(), request);
+            let answer = operation(api.clone());
             async move {
                 checked?;
                 answer.await.map_err(refusal)
             }
-        },
-    )
+        });
+        Self { router, ..self }
+    }
+
+    /// Routes `path` to an operation that takes a JSON body.
+    fn with_body<F, Fut, T, R>(self, path: &str, operation: F) -> Self
+    where
+        F: Fn(AdminApi, T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, AdminError>> + Send + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let (api, guard) = (self.api.clone(), self.guard.clone());
+        let router = self.router.route(
+            inner(path),
+            move |metadata: Metadata, Json(request): Json<T>| {
+                let checked = guard.check(&metadata);
+                let answer = operation(api.clone(), request);
+                async move {
+                    checked?;
+                    answer.await.map_err(refusal)
+                }
+            },
+        );
+        Self { router, ..self }
+    }
 }
