@@ -90,13 +90,7 @@ impl fmt::Display for AppConfigError {
                 key,
                 variable,
                 problem,
-            } => {
-                write!(f, "local config {}: {key} {problem}", file.display())?;
-                match variable {
-                    Some(variable) => write!(f, " (set by the variable {variable})"),
-                    None => Ok(()),
-                }
-            }
+            } => super::error::write_key_problem(f, file, key, variable.as_deref(), problem),
             Self::Invalid { file, violations } => {
                 write!(f, "local config {} is invalid: ", file.display())?;
                 for (i, violation) in violations.iter().enumerate() {

@@ -89,13 +89,7 @@ impl fmt::Display for BootstrapError {
                 key,
                 variable,
                 problem,
-            } => {
-                write!(f, "local config {}: {key} {problem}", file.display())?;
-                match variable {
-                    Some(variable) => write!(f, " (set by the variable {variable})"),
-                    None => Ok(()),
-                }
-            }
+            } => write_key_problem(f, file, key, variable.as_deref(), problem),
             Self::ReadDefaultRemoteConfig { file, source } => write!(
                 f,
                 "cannot read the default remote config {} (its path: defaultRemoteConfigPath): {source}",
@@ -128,5 +122,22 @@ impl std::error::Error for BootstrapError {
             Self::Environment(e) => Some(e),
             Self::Yaml { .. } | Self::Key { .. } => None,
         }
+    }
+}
+
+/// The text of a local-config key that is wrong, the same for isp-kit's own
+/// keys and the application's: the file, the key, what is wrong, and the
+/// variable that set it (never the value).
+pub(super) fn write_key_problem(
+    f: &mut fmt::Formatter<'_>,
+    file: &std::path::Path,
+    key: &str,
+    variable: Option<&str>,
+    problem: &str,
+) -> fmt::Result {
+    write!(f, "local config {}: {key} {problem}", file.display())?;
+    match variable {
+        Some(variable) => write!(f, " (set by the variable {variable})"),
+        None => Ok(()),
     }
 }
